@@ -1,0 +1,41 @@
+# Finds sfm's dependencies and sets SFM_HAVE_<X> for the optional ones. Included by the project's
+# CMakeLists.txt and by the installed sfmConfig.cmake, so a consumer's find_package(sfm) sees the
+# same libraries the library was configured with.
+include(CMakeFindDependencyMacro)
+
+find_dependency(Eigen3 3.3 NO_MODULE)
+find_dependency(nlohmann_json 3)
+find_dependency(Threads)
+find_dependency(OpenMP COMPONENTS CXX)
+
+# A plain C library found by header and library name, wrapped in an imported target sfm_dep::<name>.
+function(sfm_find_c_library name header library)
+  if(TARGET sfm_dep::${name})
+    set(SFM_HAVE_${name} ON PARENT_SCOPE)
+    return()
+  endif()
+  find_path(SFM_${name}_INCLUDE_DIR ${header})
+  find_library(SFM_${name}_LIBRARY ${library})
+  if(SFM_${name}_INCLUDE_DIR AND SFM_${name}_LIBRARY)
+    add_library(sfm_dep::${name} UNKNOWN IMPORTED)
+    set_target_properties(sfm_dep::${name} PROPERTIES
+      IMPORTED_LOCATION "${SFM_${name}_LIBRARY}"
+      INTERFACE_INCLUDE_DIRECTORIES "${SFM_${name}_INCLUDE_DIR}")
+    set(SFM_HAVE_${name} ON PARENT_SCOPE)
+  else()
+    set(SFM_HAVE_${name} OFF PARENT_SCOPE)
+  endif()
+endfunction()
+
+sfm_find_c_library(blosc blosc.h blosc)
+sfm_find_c_library(zstd zstd.h zstd)
+sfm_find_c_library(lz4 lz4.h lz4)
+sfm_find_c_library(zlib zlib.h z)
+sfm_find_c_library(png png.h png)
+sfm_find_c_library(nccl nccl.h nccl)
+sfm_find_c_library(cudnn cudnn.h cudnn)
+
+find_package(CURL QUIET)
+set(SFM_HAVE_curl ${CURL_FOUND})
+find_package(MPI QUIET COMPONENTS CXX)
+set(SFM_HAVE_mpi ${MPI_CXX_FOUND})

@@ -1,0 +1,22 @@
+// sfm::Cpu: the fp32 reference backend.
+//
+// A backend is a tag type: kernels are free functions overloaded on it (linear_forward(Cpu{}, ...),
+// found by argument-dependent lookup), so model code written once against `Backend` picks the Cpu
+// kernels here or the Cuda kernels in kernels/cuda/. The Cpu backend keeps memory in std::vector
+// and runs kernels on OpenMP threads (Eigen's GEMM uses the same pool). Its results are the
+// reference the Cuda backend is tested against; reductions run in a fixed order, so a run is
+// reproducible for a given thread count.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace sfm {
+
+struct Cpu {
+  template <class T>
+  using Array = std::vector<T>;
+  static constexpr const char* name = "cpu";
+};
+
+}  // namespace sfm

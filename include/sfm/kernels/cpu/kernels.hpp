@@ -1,0 +1,13 @@
+// All CPU kernels: include this to get the sfm::Cpu backend's complete kernel set.
+#pragma once
+
+#include "sfm/kernels/cpu/adamw.hpp"
+#include "sfm/kernels/cpu/attention.hpp"
+#include "sfm/kernels/cpu/backend.hpp"
+#include "sfm/kernels/cpu/elementwise.hpp"
+#include "sfm/kernels/cpu/gelu.hpp"
+#include "sfm/kernels/cpu/layernorm.hpp"
+#include "sfm/kernels/cpu/linear.hpp"
+#include "sfm/kernels/cpu/mae_loss.hpp"
+#include "sfm/kernels/cpu/patchify.hpp"
+#include "sfm/kernels/cpu/tokens.hpp"

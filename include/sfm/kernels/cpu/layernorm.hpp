@@ -1,0 +1,73 @@
+// LayerNorm kernels (CPU) over the last dimension, with the per-row statistics the backward needs.
+//
+// Forward: y = (x − mean) · rstd · gamma + beta with rstd = 1/sqrt(var + eps), var biased (as
+// PyTorch's LayerNorm). Statistics are accumulated in double, so the fp32 reference does not
+// drift from PyTorch on long rows.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "sfm/kernels/cpu/backend.hpp"
+
+namespace sfm {
+
+template <class T>
+void layernorm_forward(Cpu, T* out, T* mean, T* rstd, const T* in, const T* gamma, const T* beta,
+                       int64_t rows, int64_t dim, double eps) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* x = in + r * dim;
+    double sum = 0;
+    for (int64_t i = 0; i < dim; ++i) sum += x[i];
+    const double mu = sum / double(dim);
+    double sq = 0;
+    for (int64_t i = 0; i < dim; ++i) sq += (x[i] - mu) * (x[i] - mu);
+    const double inv = 1.0 / std::sqrt(sq / double(dim) + eps);
+    T* y = out + r * dim;
+    for (int64_t i = 0; i < dim; ++i) y[i] = T((x[i] - mu) * inv) * gamma[i] + beta[i];
+    mean[r] = T(mu);
+    rstd[r] = T(inv);
+  }
+}
+
+// Backward: d_in += ∂loss/∂x (accumulated, because the input is a residual stream whose gradient
+// already holds the skip path); d_gamma and d_beta accumulated.
+// With xhat = (x − mean)·rstd and g = d_out·gamma:
+//   d_x = rstd · (g − mean(g) − xhat · mean(g · xhat)).
+template <class T>
+void layernorm_backward(Cpu, T* d_in, T* d_gamma, T* d_beta, const T* d_out, const T* in, const T* mean,
+                        const T* rstd, const T* gamma, int64_t rows, int64_t dim) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* x = in + r * dim;
+    const T* dy = d_out + r * dim;
+    double g_mean = 0, gx_mean = 0;
+    for (int64_t i = 0; i < dim; ++i) {
+      const double g = double(dy[i]) * gamma[i];
+      g_mean += g;
+      gx_mean += g * (double(x[i]) - mean[r]) * rstd[r];
+    }
+    g_mean /= double(dim);
+    gx_mean /= double(dim);
+    T* dx = d_in + r * dim;
+    for (int64_t i = 0; i < dim; ++i) {
+      const double xhat = (double(x[i]) - mean[r]) * rstd[r];
+      dx[i] += T(rstd[r] * (double(dy[i]) * gamma[i] - g_mean - xhat * gx_mean));
+    }
+  }
+  // Parameter gradients: a column reduction, run over column blocks so the order per column is fixed.
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < dim; ++i) {
+    double dg = 0, db = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const double dy = d_out[r * dim + i];
+      dg += dy * (double(in[r * dim + i]) - mean[r]) * rstd[r];
+      db += dy;
+    }
+    d_gamma[i] += T(dg);
+    d_beta[i] += T(db);
+  }
+}
+
+}  // namespace sfm

@@ -1,0 +1,110 @@
+// The activation arena of VitMae: every tensor the forward keeps for the backward, and the
+// backward's scratch, carved out of one buffer (llm.c style) and re-carved only when the batch or
+// the number of visible tokens changes.
+//
+// Rows are tokens: the encoder runs on B·(len_keep + 1) rows of width D, the decoder on B·(N + 1)
+// rows of width Dd. Block i's input is block i−1's output; block 0's input is the stack input.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "sfm/model/config.hpp"
+
+namespace sfm {
+
+struct BlockActivations {
+  float *x_in, *ln1, *ln1_mean, *ln1_rstd, *qkv, *attn, *lse, *x_mid, *ln2, *ln2_mean, *ln2_rstd, *fc1, *gelu;
+};
+
+struct StackActivations {
+  std::vector<BlockActivations> blocks;
+  float* out;  // output of the last block, before the stack's final norm
+};
+
+template <template <class> class Array>
+class Activations {
+ public:
+  // Forward state.
+  float *patches, *tokens, *enc_in, *latent, *latent_mean, *latent_rstd;
+  float *dec_embedded, *dec_in, *dec_normed, *dec_mean, *dec_rstd, *pred, *d_pred;
+  StackActivations encoder, decoder;
+  // Backward scratch: running residual gradient and per-layer temporaries (sized for either stack).
+  float *d_res, *d_small, *d_qkv, *d_hidden, *d_latent, *d_tokens;
+
+  // Sizes the arena for `batch` samples with `len_keep` visible tokens (no-op when unchanged).
+  void reserve(const ModelConfig& config, int64_t batch, int64_t len_keep) {
+    if (batch == batch_ && len_keep == len_keep_) return;
+    arena_.assign(size_t(carve(config, batch, len_keep, nullptr)), 0.0f);
+    carve(config, batch, len_keep, arena_.data());
+    batch_ = batch, len_keep_ = len_keep;
+  }
+
+  int64_t bytes() const { return int64_t(arena_.size() * sizeof(float)); }
+
+ private:
+  // Assigns every pointer from `base` (nothing when null) and returns the number of floats used.
+  int64_t carve(const ModelConfig& c, int64_t B, int64_t K, float* base) {
+    int64_t used = 0;
+    auto take = [&](int64_t n) {
+      float* p = base ? base + used : nullptr;
+      used += n;
+      return p;
+    };
+    const int64_t N = c.tokens(), P = c.patch_size(), D = c.dim, Dd = c.decoder_dim;
+    const int64_t enc_rows = B * (K + 1), dec_rows = B * (N + 1);
+    patches = take(B * N * P);
+    tokens = take(B * N * D);
+    enc_in = take(enc_rows * D);
+    carve_stack(encoder, enc_in, c.depth, enc_rows, D, c.heads, D * c.mlp_ratio, B, take);
+    latent = take(enc_rows * D);
+    latent_mean = take(enc_rows);
+    latent_rstd = take(enc_rows);
+    dec_embedded = take(enc_rows * Dd);
+    dec_in = take(dec_rows * Dd);
+    carve_stack(decoder, dec_in, c.decoder_depth, dec_rows, Dd, c.decoder_heads, Dd * c.mlp_ratio, B, take);
+    dec_normed = take(dec_rows * Dd);
+    dec_mean = take(dec_rows);
+    dec_rstd = take(dec_rows);
+    pred = take(dec_rows * P);
+    d_pred = take(dec_rows * P);
+
+    auto larger = [&](int64_t enc_width, int64_t dec_width) { return std::max(enc_rows * enc_width, dec_rows * dec_width); };
+    d_res = take(larger(D, Dd));
+    d_small = take(larger(D, Dd));
+    d_qkv = take(larger(3 * D, 3 * Dd));
+    d_hidden = take(larger(D * c.mlp_ratio, Dd * c.mlp_ratio));
+    d_latent = take(enc_rows * D);
+    d_tokens = take(B * N * D);
+    return used;
+  }
+
+  template <class Take>
+  static void carve_stack(StackActivations& s, float* input, int64_t depth, int64_t rows, int64_t dim, int64_t heads,
+                          int64_t hidden, int64_t batch, Take& take) {
+    s.blocks.resize(size_t(depth));
+    for (int64_t i = 0; i < depth; ++i) {
+      BlockActivations& a = s.blocks[size_t(i)];
+      a.x_in = i == 0 ? input : s.out;
+      a.ln1 = take(rows * dim);
+      a.ln1_mean = take(rows);
+      a.ln1_rstd = take(rows);
+      a.qkv = take(rows * 3 * dim);
+      a.attn = take(rows * dim);
+      a.lse = take(batch * heads * (rows / batch));
+      a.x_mid = take(rows * dim);
+      a.ln2 = take(rows * dim);
+      a.ln2_mean = take(rows);
+      a.ln2_rstd = take(rows);
+      a.fc1 = take(rows * hidden);
+      a.gelu = take(rows * hidden);
+      s.out = take(rows * dim);  // this block's output, the next block's input
+    }
+  }
+
+  Array<float> arena_;
+  int64_t batch_ = -1, len_keep_ = -1;
+};
+
+}  // namespace sfm

@@ -14,8 +14,9 @@ function(sfm_find_c_library name header library)
     set(SFM_HAVE_${name} ON PARENT_SCOPE)
     return()
   endif()
-  find_path(SFM_${name}_INCLUDE_DIR ${header})
-  find_library(SFM_${name}_LIBRARY ${library})
+  # NCCL and cuDNN usually sit beside the CUDA toolkit.
+  find_path(SFM_${name}_INCLUDE_DIR ${header} HINTS /usr/local/cuda/include)
+  find_library(SFM_${name}_LIBRARY ${library} HINTS /usr/local/cuda/lib64)
   if(SFM_${name}_INCLUDE_DIR AND SFM_${name}_LIBRARY)
     add_library(sfm_dep::${name} UNKNOWN IMPORTED)
     set_target_properties(sfm_dep::${name} PROPERTIES

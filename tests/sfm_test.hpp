@@ -2,13 +2,23 @@
 // plus small helpers for comparing float arrays against a reference with a stated tolerance.
 #pragma once
 
+#include <string>
+
 #if __has_include(<catch2/catch_test_macros.hpp>)
 #include <catch2/catch_approx.hpp>
 #include <catch2/catch_test_macros.hpp>
 #include <catch2/generators/catch_generators.hpp>
+#include <catch2/matchers/catch_matchers_string.hpp>
 using Catch::Approx;
+namespace sfm::test {
+// A matcher for CHECK_THROWS_WITH: the message contains `text`.
+inline auto contains(const std::string& text) { return Catch::Matchers::ContainsSubstring(text); }
+}  // namespace sfm::test
 #else
 #include <catch2/catch.hpp>
+namespace sfm::test {
+inline auto contains(const std::string& text) { return Catch::Matchers::Contains(text); }
+}  // namespace sfm::test
 #endif
 
 #include <algorithm>
@@ -16,7 +26,6 @@ using Catch::Approx;
 #include <cstdlib>
 #include <filesystem>
 #include <span>
-#include <string>
 
 namespace sfm::test {
 
@@ -44,6 +53,18 @@ inline std::filesystem::path scratch_dir(const std::string& name) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
+}
+
+// Runs a shell command (a reference script, a peer implementation); the test fails when it does.
+inline void run_command(const std::string& command) {
+  INFO("command: " << command);
+  const int status = std::system(command.c_str());
+  REQUIRE(status == 0);
+}
+
+// The PyTorch reference script with Debian's Python (torch + numpy), e.g. reference_command("fixtures ...").
+inline std::string reference_command(const std::string& arguments) {
+  return std::string(SFM_TORCH_PYTHON) + " " + SFM_SOURCE_DIR + "/tests/reference/mae_reference.py " + arguments;
 }
 
 }  // namespace sfm::test

@@ -182,6 +182,8 @@ class VitMae {
 
   // The prediction of the last forward() for the tokens, [batch, N + 1, P] with row 0 the cls row.
   const float* prediction() const { return acts_.pred; }
+  // Bytes of the activation arena (sized by the last forward()).
+  int64_t activation_bytes() const { return acts_.bytes(); }
   // The (unnormalised) target patches of the last forward(), [batch, N, P].
   const float* target_patches() const { return acts_.patches; }
 

@@ -1,6 +1,6 @@
 // Model checkpoints: model.safetensors with the public MAE names (the names PyTorch's MAE
 // state_dict uses, so `load_state_dict(strict=True)` accepts it), float32, and the model config as
-// a JSON string under __metadata__["config"]. Loading is strict the other way too: every tensor the
+// a JSON string {"model": {...}} under __metadata__["config"]. Loading is strict the other way too: every tensor the
 // model has must be present with its exact shape, and no unknown tensor may be.
 #pragma once
 
@@ -36,7 +36,7 @@ std::vector<SafetensorsEntry> model_tensors(VitMae<Backend>& model) {
 template <class Backend>
 void save_model(const std::filesystem::path& path, VitMae<Backend>& model) {
   write_safetensors(path, model_tensors(model),
-                    {{"config", to_json(model.config()).dump()}, {"format", "sfm-vit-mae"}});
+                    {{"config", nlohmann::json{{"model", to_json(model.config())}}.dump()}, {"format", "sfm-vit-mae"}});
 }
 
 // The model config stored in a checkpoint's metadata.

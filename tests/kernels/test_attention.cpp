@@ -1,0 +1,114 @@
+// attention_forward/backward (CPU) against a naive softmax attention in double, on the packed qkv
+// layout the model uses, with uneven lengths, several query tiles, and finite differences.
+#include <cmath>
+
+#include "kernel_test_util.hpp"
+#include "sfm/kernels/cpu/attention.hpp"
+#include "sfm_test.hpp"
+
+namespace {
+
+using sfm::AttentionShape;
+using sfm::HeadsView;
+
+// Naive reference: for each (b, h, i): s_j = scale·q_i·k_j, p = softmax(s), out_i = Σ p_j v_j.
+void naive_attention(std::vector<double>& out, std::vector<double>& lse, const std::vector<double>& q,
+                     const std::vector<double>& k, const std::vector<double>& v, AttentionShape s, double scale) {
+  const int64_t d = s.head_dim;
+  for (int64_t b = 0; b < s.batch; ++b)
+    for (int64_t h = 0; h < s.heads; ++h)
+      for (int64_t i = 0; i < s.q_len; ++i) {
+        const double* qi = &q[size_t(((b * s.heads + h) * s.q_len + i) * d)];
+        std::vector<double> scores(size_t(s.k_len));
+        double max = -INFINITY;
+        for (int64_t j = 0; j < s.k_len; ++j) {
+          const double* kj = &k[size_t(((b * s.heads + h) * s.k_len + j) * d)];
+          double dotp = 0;
+          for (int64_t c = 0; c < d; ++c) dotp += qi[c] * kj[c];
+          scores[size_t(j)] = scale * dotp;
+          max = std::max(max, scores[size_t(j)]);
+        }
+        double sum = 0;
+        for (double& x : scores) sum += (x = std::exp(x - max));
+        lse[size_t((b * s.heads + h) * s.q_len + i)] = max + std::log(sum);
+        double* oi = &out[size_t(((b * s.heads + h) * s.q_len + i) * d)];
+        for (int64_t c = 0; c < d; ++c) oi[c] = 0;
+        for (int64_t j = 0; j < s.k_len; ++j)
+          for (int64_t c = 0; c < d; ++c) oi[c] += scores[size_t(j)] / sum * v[size_t(((b * s.heads + h) * s.k_len + j) * d + c)];
+      }
+}
+
+// Contiguous [B, H, L, d] views.
+HeadsView<double> bhld(std::vector<double>& x, int64_t heads, int64_t len, int64_t d) {
+  return {x.data(), heads * len * d, len * d, d};
+}
+
+}  // namespace
+
+TEST_CASE("attention_forward equals naive softmax attention, with the log-sum-exp") {
+  for (const AttentionShape s : {AttentionShape{2, 3, 7, 7, 32}, AttentionShape{1, 2, 300, 129, 64},
+                                 AttentionShape{2, 1, 5, 260, 16}}) {
+    const size_t nq = size_t(s.batch * s.heads * s.q_len * s.head_dim), nk = size_t(s.batch * s.heads * s.k_len * s.head_dim);
+    auto q = sfm::test::random_values(nq, 1), k = sfm::test::random_values(nk, 2), v = sfm::test::random_values(nk, 3);
+    const double scale = 1.0 / std::sqrt(double(s.head_dim));
+    std::vector<double> out(nq), lse(size_t(s.batch * s.heads * s.q_len)), ref_out(nq), ref_lse(lse.size());
+    sfm::attention_forward(sfm::Cpu{}, bhld(out, s.heads, s.q_len, s.head_dim), lse.data(),
+                           bhld(q, s.heads, s.q_len, s.head_dim), bhld(k, s.heads, s.k_len, s.head_dim),
+                           bhld(v, s.heads, s.k_len, s.head_dim), s, scale);
+    naive_attention(ref_out, ref_lse, q, k, v, s, scale);
+    CHECK(sfm::test::max_abs_diff<double, double>(out, ref_out) <= 1e-12);
+    CHECK(sfm::test::max_abs_diff<double, double>(lse, ref_lse) <= 1e-12);
+  }
+}
+
+TEST_CASE("attention on the packed qkv layout [B, L, 3, H, d] equals the contiguous layout") {
+  const int64_t B = 2, H = 4, L = 131, d = 8, D = H * d;
+  auto qkv = sfm::test::random_values(size_t(B * L * 3 * D), 4);
+  std::vector<double> q(size_t(B * H * L * d)), k(q.size()), v(q.size());
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < L; ++t)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t c = 0; c < d; ++c) {
+          const size_t packed = size_t((b * L + t) * 3 * D + h * d + c), plain = size_t(((b * H + h) * L + t) * d + c);
+          q[plain] = qkv[packed], k[plain] = qkv[packed + size_t(D)], v[plain] = qkv[packed + size_t(2 * D)];
+        }
+  const AttentionShape s{B, H, L, L, d};
+  std::vector<double> out_packed(size_t(B * L * D)), lse1(size_t(B * H * L)), out_plain(q.size()), lse2(lse1.size());
+  auto part = [&](int64_t which) { return HeadsView<double>{qkv.data() + which * D, L * 3 * D, d, 3 * D}; };
+  sfm::attention_forward(sfm::Cpu{}, HeadsView<double>{out_packed.data(), L * D, d, D}, lse1.data(), part(0), part(1),
+                         part(2), s, 0.3);
+  sfm::attention_forward(sfm::Cpu{}, bhld(out_plain, H, L, d), lse2.data(), bhld(q, H, L, d), bhld(k, H, L, d),
+                         bhld(v, H, L, d), s, 0.3);
+  CHECK(lse1 == lse2);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < L; ++t)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t c = 0; c < d; ++c)
+          CHECK(out_packed[size_t((b * L + t) * D + h * d + c)] == out_plain[size_t(((b * H + h) * L + t) * d + c)]);
+}
+
+TEST_CASE("attention_backward matches central finite differences of the forward") {
+  const AttentionShape s{1, 2, 150, 37, 8};  // two query tiles, uneven lengths
+  const size_t nq = size_t(s.heads * s.q_len * s.head_dim), nk = size_t(s.heads * s.k_len * s.head_dim);
+  auto q = sfm::test::random_values(nq, 5), k = sfm::test::random_values(nk, 6), v = sfm::test::random_values(nk, 7);
+  const auto weight = sfm::test::random_values(nq, 8);  // loss = Σ weight ∘ out
+  const double scale = 0.35;
+  std::vector<double> out(nq), lse(size_t(s.heads * s.q_len));
+  auto forward = [&] {
+    sfm::attention_forward(sfm::Cpu{}, bhld(out, s.heads, s.q_len, s.head_dim), lse.data(),
+                           bhld(q, s.heads, s.q_len, s.head_dim), bhld(k, s.heads, s.k_len, s.head_dim),
+                           bhld(v, s.heads, s.k_len, s.head_dim), s, scale);
+    return sfm::test::dot(out, weight);
+  };
+  forward();
+  std::vector<double> dq(nq), dk(nk), dv(nk), d_out = weight;
+  sfm::attention_backward(sfm::Cpu{}, bhld(dq, s.heads, s.q_len, s.head_dim), bhld(dk, s.heads, s.k_len, s.head_dim),
+                          bhld(dv, s.heads, s.k_len, s.head_dim), bhld(d_out, s.heads, s.q_len, s.head_dim),
+                          bhld(out, s.heads, s.q_len, s.head_dim), lse.data(), bhld(q, s.heads, s.q_len, s.head_dim),
+                          bhld(k, s.heads, s.k_len, s.head_dim), bhld(v, s.heads, s.k_len, s.head_dim), s, scale);
+  for (size_t i = 0; i < nq; i += 97) CHECK(std::abs(dq[i] - sfm::test::numeric_derivative(q, i, forward)) <= 1e-7);
+  for (size_t i = 0; i < nk; i += 23) {
+    CHECK(std::abs(dk[i] - sfm::test::numeric_derivative(k, i, forward)) <= 1e-7);
+    CHECK(std::abs(dv[i] - sfm::test::numeric_derivative(v, i, forward)) <= 1e-7);
+  }
+}

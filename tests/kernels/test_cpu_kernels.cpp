@@ -1,0 +1,171 @@
+// The CPU kernels other than attention, each against an independent reference: finite differences
+// in double for every backward, explicit index formulas for the layout kernels, and a scalar
+// re-derivation of PyTorch's AdamW update.
+#include <cmath>
+#include <numeric>
+
+#include "kernel_test_util.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
+#include "sfm_test.hpp"
+
+using sfm::Cpu;
+using sfm::test::dot;
+using sfm::test::numeric_derivative;
+using sfm::test::random_values;
+
+TEST_CASE("linear_backward matches finite differences; gradients accumulate") {
+  const int64_t rows = 5, in = 7, out = 3;
+  auto x = random_values(size_t(rows * in), 1), w = random_values(size_t(out * in), 2), b = random_values(size_t(out), 3);
+  const auto weight = random_values(size_t(rows * out), 4);
+  std::vector<double> y(size_t(rows * out));
+  auto loss = [&] {
+    sfm::linear_forward(Cpu{}, y.data(), x.data(), w.data(), b.data(), rows, in, out);
+    return dot(y, weight);
+  };
+  loss();
+  std::vector<double> dx(x.size()), dw(w.size(), 1.0), db(b.size(), 1.0);  // start at 1: accumulation
+  sfm::linear_backward(Cpu{}, dx.data(), dw.data(), db.data(), weight.data(), x.data(), w.data(), rows, in, out);
+  for (size_t i = 0; i < x.size(); ++i) CHECK(std::abs(dx[i] - numeric_derivative(x, i, loss)) <= 1e-8);
+  for (size_t i = 0; i < w.size(); ++i) CHECK(std::abs(dw[i] - 1.0 - numeric_derivative(w, i, loss)) <= 1e-8);
+  for (size_t i = 0; i < b.size(); ++i) CHECK(std::abs(db[i] - 1.0 - numeric_derivative(b, i, loss)) <= 1e-8);
+}
+
+TEST_CASE("layernorm forward normalises rows; backward matches finite differences") {
+  const int64_t rows = 4, dim = 33;
+  auto x = random_values(size_t(rows * dim), 5, 3.0), gamma = random_values(size_t(dim), 6), beta = random_values(size_t(dim), 7);
+  const auto weight = random_values(x.size(), 8);
+  std::vector<double> y(x.size()), mean(static_cast<size_t>(rows)), rstd(static_cast<size_t>(rows));
+  auto loss = [&] {
+    sfm::layernorm_forward(Cpu{}, y.data(), mean.data(), rstd.data(), x.data(), gamma.data(), beta.data(), rows, dim, 1e-6);
+    return dot(y, weight);
+  };
+  loss();
+  for (int64_t r = 0; r < rows; ++r) {  // statistics against a direct two-pass computation
+    double m = 0, v = 0;
+    for (int64_t i = 0; i < dim; ++i) m += x[size_t(r * dim + i)] / double(dim);
+    for (int64_t i = 0; i < dim; ++i) v += std::pow(x[size_t(r * dim + i)] - m, 2) / double(dim);
+    CHECK(std::abs(mean[size_t(r)] - m) <= 1e-12);
+    CHECK(std::abs(rstd[size_t(r)] - 1 / std::sqrt(v + 1e-6)) <= 1e-10);
+  }
+  std::vector<double> dx(x.size(), 0.5), dgamma(static_cast<size_t>(dim)), dbeta(static_cast<size_t>(dim));  // dx accumulates onto 0.5
+  sfm::layernorm_backward(Cpu{}, dx.data(), dgamma.data(), dbeta.data(), weight.data(), x.data(), mean.data(), rstd.data(),
+                          gamma.data(), rows, dim);
+  for (size_t i = 0; i < x.size(); ++i) CHECK(std::abs(dx[i] - 0.5 - numeric_derivative(x, i, loss)) <= 1e-7);
+  for (size_t i = 0; i < size_t(dim); ++i) {
+    CHECK(std::abs(dgamma[i] - numeric_derivative(gamma, i, loss)) <= 1e-7);
+    CHECK(std::abs(dbeta[i] - numeric_derivative(beta, i, loss)) <= 1e-7);
+  }
+}
+
+TEST_CASE("exact GELU forward and backward") {
+  auto x = random_values(64, 9, 2.0);
+  std::vector<double> y(x.size());
+  sfm::gelu_forward(Cpu{}, y.data(), x.data(), int64_t(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) CHECK(std::abs(y[i] - x[i] * 0.5 * std::erfc(-x[i] / std::sqrt(2.0))) <= 1e-14);
+  const auto weight = random_values(x.size(), 10);
+  auto loss = [&] {
+    sfm::gelu_forward(Cpu{}, y.data(), x.data(), int64_t(x.size()));
+    return dot(y, weight);
+  };
+  std::vector<double> dx(x.size());
+  sfm::gelu_backward(Cpu{}, dx.data(), weight.data(), x.data(), int64_t(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) CHECK(std::abs(dx[i] - numeric_derivative(x, i, loss)) <= 1e-8);
+}
+
+TEST_CASE("patchify follows the pinned token and voxel order; unpatchify inverts it") {
+  const sfm::PatchGrid g{{6, 4, 10}, {3, 2, 5}};  // grid 2 × 2 × 2, patches of 30 voxels
+  const int64_t B = 2;
+  std::vector<float> volume(size_t(B * g.voxels()));
+  std::iota(volume.begin(), volume.end(), 0.0f);
+  std::vector<float> patches(volume.size()), back(volume.size());
+  sfm::patchify(Cpu{}, patches.data(), volume.data(), B, g);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t iz = 0; iz < 2; ++iz)
+      for (int64_t iy = 0; iy < 2; ++iy)
+        for (int64_t ix = 0; ix < 2; ++ix) {
+          const int64_t t = (iz * 2 + iy) * 2 + ix;
+          int64_t p = 0;
+          for (int64_t dz = 0; dz < 3; ++dz)
+            for (int64_t dy = 0; dy < 2; ++dy)
+              for (int64_t dx = 0; dx < 5; ++dx, ++p) {
+                const int64_t voxel = ((b * 6 + iz * 3 + dz) * 4 + iy * 2 + dy) * 10 + ix * 5 + dx;
+                CHECK(patches[size_t((b * 8 + t) * 30 + p)] == volume[size_t(voxel)]);
+              }
+        }
+  sfm::unpatchify(Cpu{}, back.data(), patches.data(), B, g);
+  CHECK(back == volume);
+}
+
+TEST_CASE("gather_tokens and scatter_tokens are inverse on distinct indices, cls row skipped") {
+  const int64_t B = 2, N = 6, K = 3, D = 4;
+  std::vector<float> tokens(size_t(B * N * D));
+  std::iota(tokens.begin(), tokens.end(), 1.0f);
+  const std::vector<int64_t> index{4, 0, 2, 5, 1, 3};
+  std::vector<float> picked(size_t(B * (K + 1) * D), -1.0f), back(tokens.size(), 0.0f);
+  sfm::gather_tokens(Cpu{}, sfm::TokenRows<float>{picked.data(), K + 1, 1}, sfm::TokenRows<const float>{tokens.data(), N},
+                     index.data(), B, K, D);
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t c = 0; c < D; ++c) CHECK(picked[size_t(b * (K + 1) * D + c)] == -1.0f);  // cls row untouched
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t c = 0; c < D; ++c)
+        CHECK(picked[size_t((b * (K + 1) + 1 + k) * D + c)] == tokens[size_t((b * N + index[size_t(b * K + k)]) * D + c)]);
+  }
+  sfm::scatter_tokens(Cpu{}, sfm::TokenRows<float>{back.data(), N}, sfm::TokenRows<const float>{picked.data(), K + 1, 1},
+                      index.data(), B, K, D);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t c = 0; c < D; ++c) {
+        const size_t at = size_t((b * N + index[size_t(b * K + k)]) * D + c);
+        CHECK(back[at] == tokens[at]);
+      }
+}
+
+TEST_CASE("mae_loss: norm-pix MSE over hidden tokens, gradient by finite differences") {
+  const int64_t B = 2, N = 5, P = 8;
+  auto pred = random_values(size_t(B * N * P), 11);
+  const auto target = random_values(pred.size(), 12, 4.0);
+  const std::vector<uint8_t> hidden{1, 0, 1, 1, 0, 0, 1, 0, 0, 1};
+  for (bool norm_pix : {false, true}) {
+    std::vector<double> d_pred(pred.size());
+    auto loss = [&] {
+      return sfm::mae_loss(Cpu{}, sfm::TokenRows<double>{d_pred.data(), N}, sfm::TokenRows<const double>{pred.data(), N},
+                           target.data(), hidden.data(), B, N, P, norm_pix, 5.0);
+    };
+    // Direct evaluation of the definition.
+    double expected = 0;
+    for (int64_t t = 0; t < B * N; ++t) {
+      if (!hidden[size_t(t)]) continue;
+      const double* y = &target[size_t(t * P)];
+      double mean = 0, var = 0;
+      for (int64_t i = 0; i < P; ++i) mean += y[i] / double(P);
+      for (int64_t i = 0; i < P; ++i) var += (y[i] - mean) * (y[i] - mean) / double(P - 1);
+      double mse = 0;
+      for (int64_t i = 0; i < P; ++i) {
+        const double goal = norm_pix ? (y[i] - mean) / std::sqrt(var + 1e-6) : y[i];
+        mse += std::pow(pred[size_t(t * P + i)] - goal, 2) / double(P);
+      }
+      expected += mse / 5.0;
+    }
+    CHECK(std::abs(loss() - expected) <= 1e-12);
+    const std::vector<double> grad = d_pred;
+    for (size_t i = 0; i < pred.size(); ++i) CHECK(std::abs(grad[i] - numeric_derivative(pred, i, loss)) <= 1e-8);
+  }
+}
+
+TEST_CASE("adamw_update follows torch.optim.AdamW step by step") {
+  std::vector<float> p{0.5f, -1.0f, 2.0f}, g{0.1f, -0.3f, 0.05f}, m(3), v(3);
+  std::vector<double> rp(p.begin(), p.end()), rm(3), rv(3);
+  for (int64_t step = 1; step <= 4; ++step) {
+    const sfm::AdamWHyper h{1e-2, 0.9, 0.95, 1e-8, 0.05, step, 0.5};
+    sfm::adamw_update(Cpu{}, p.data(), g.data(), m.data(), v.data(), 3, h);
+    for (size_t i = 0; i < 3; ++i) {
+      const double grad = 0.5 * g[i];
+      rp[i] *= 1 - 1e-2 * 0.05;
+      rm[i] = 0.9 * rm[i] + 0.1 * grad;
+      rv[i] = 0.95 * rv[i] + 0.05 * grad * grad;
+      const double denom = std::sqrt(rv[i]) / std::sqrt(1 - std::pow(0.95, step)) + 1e-8;
+      rp[i] -= 1e-2 / (1 - std::pow(0.9, step)) * rm[i] / denom;
+      CHECK(std::abs(p[i] - rp[i]) <= 1e-6);
+    }
+  }
+}

@@ -38,5 +38,7 @@ sfm_find_c_library(cudnn cudnn.h cudnn)
 
 find_package(CURL QUIET)
 set(SFM_HAVE_curl ${CURL_FOUND})
+find_package(OpenSSL QUIET COMPONENTS Crypto)  # SHA-256 / HMAC for S3 request signing
+set(SFM_HAVE_openssl ${OpenSSL_FOUND})
 find_package(MPI QUIET COMPONENTS CXX)
 set(SFM_HAVE_mpi ${MPI_CXX_FOUND})

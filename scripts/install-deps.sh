@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything sfm needs on Debian 12 / Ubuntu 24.04: the C++ toolchain and libraries from
-# the distribution, Debian's PyTorch for the reference model, and the PyPI tools (Zarr/MDIO peers,
+# the distribution, Debian's PyTorch for the reference model (with OpenBLAS, so the CPU baseline
+# and the reference fixtures run on an optimised BLAS rather than netlib's), and the PyPI tools (Zarr/MDIO peers,
 # an S3-API server) in the project's venv (.venv). Idempotent: re-running only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,9 +9,9 @@ cd "$(dirname "$0")/.."
 apt_packages=(
   build-essential cmake pkg-config git
   libeigen3-dev catch2 nlohmann-json3-dev
-  libblosc-dev libzstd-dev zlib1g-dev liblz4-dev libcurl4-openssl-dev libpng-dev
+  libblosc-dev libzstd-dev zlib1g-dev liblz4-dev libcurl4-openssl-dev libssl-dev libpng-dev
   openmpi-bin libopenmpi-dev
-  python3-torch python3-numpy python3-venv
+  python3-torch python3-numpy python3-venv libopenblas0-pthread
   nginx-light
 )
 missing=()

@@ -26,7 +26,7 @@ struct ByteRange {
 
 struct StoreRequest {
   std::string key;
-  std::optional<ByteRange> range;  // whole value when empty
+  std::optional<ByteRange> range = std::nullopt;  // whole value when empty
 };
 
 class Store {

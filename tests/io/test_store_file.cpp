@@ -1,0 +1,129 @@
+// FileStore: round trips, ranges and suffix ranges, absent keys, refused keys, get_many.
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "sfm/io/store_file.hpp"
+#include "sfm_test.hpp"
+
+using sfm::io::ByteRange;
+using sfm::io::Bytes;
+using sfm::io::FileStore;
+using sfm::io::StoreRequest;
+namespace fs = std::filesystem;
+
+namespace {
+
+Bytes pattern(size_t size, unsigned seed = 0) {
+  Bytes bytes(size);
+  for (size_t i = 0; i < size; ++i) bytes[i] = std::byte((i * 31 + seed) & 0xff);
+  return bytes;
+}
+
+Bytes slice(const Bytes& bytes, size_t begin, size_t end) { return Bytes(bytes.begin() + begin, bytes.begin() + end); }
+
+std::string text_of(const fs::path& path) {
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+TEST_CASE("FileStore writes and reads back values, creating directories", "[io][store]") {
+  const fs::path root = sfm::test::scratch_dir("store_file_roundtrip");
+  FileStore store(root / "x.zarr");
+  const Bytes value = pattern(1000);
+  store.set("a/b/c.bin", value);
+  CHECK(store.get({"a/b/c.bin"}) == value);
+  CHECK(fs::file_size(root / "x.zarr/a/b/c.bin") == 1000);
+
+  store.set("a/b/c.bin", pattern(10, 7));  // overwrite
+  CHECK(store.get({"a/b/c.bin"}) == pattern(10, 7));
+  store.set("empty", {});
+  CHECK(store.get({"empty"}) == Bytes{});
+  CHECK(store.describe() == "file://" + (root / "x.zarr").string());
+
+  // Temporary files never stay behind.
+  size_t files = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(root)) files += entry.is_regular_file();
+  CHECK(files == 2);
+}
+
+TEST_CASE("FileStore reads ranges and suffix ranges with HTTP semantics", "[io][store]") {
+  FileStore store(sfm::test::scratch_dir("store_file_ranges"));
+  const Bytes value = pattern(1000);
+  store.set("v", value);
+  const auto read = [&](int64_t offset, int64_t length) { return store.get({"v", ByteRange{offset, length}}); };
+  CHECK(read(10, 20) == slice(value, 10, 30));
+  CHECK(read(0, 1) == slice(value, 0, 1));
+  CHECK(read(990, -1) == slice(value, 990, 1000));
+  CHECK(read(990, 100) == slice(value, 990, 1000));  // cut at the end
+  CHECK(read(-16, -1) == slice(value, 984, 1000));   // the last 16 bytes
+  CHECK(read(-5000, -1) == value);                   // a suffix longer than the value: all of it
+  CHECK(read(999, 1) == slice(value, 999, 1000));
+
+  CHECK_THROWS_WITH(read(1000, 1), sfm::test::contains("past the end") && sfm::test::contains("'v'"));
+  CHECK_THROWS_WITH(read(0, 0), sfm::test::contains("invalid byte range"));
+  CHECK_THROWS_WITH(read(5, -2), sfm::test::contains("invalid byte range"));
+  CHECK_THROWS_WITH(read(-5, 3), sfm::test::contains("invalid byte range"));
+  CHECK(store.get({"absent", ByteRange{0, 10}}) == std::nullopt);
+}
+
+TEST_CASE("FileStore reads absent keys as nullopt", "[io][store]") {
+  const fs::path root = sfm::test::scratch_dir("store_file_absent");
+  FileStore store(root);
+  store.set("group/array/0.0.0", pattern(8));
+  CHECK(store.get({"missing"}) == std::nullopt);
+  CHECK(store.get({"group/missing/0.0.0"}) == std::nullopt);
+  CHECK(store.get({"group/array/0.0.0/below"}) == std::nullopt);  // a value is not a directory
+  CHECK(store.get({"group/array"}) == std::nullopt);              // a directory is not a value
+  FileStore nowhere(root / "does-not-exist");
+  CHECK(nowhere.get({"zarr.json"}) == std::nullopt);
+}
+
+TEST_CASE("FileStore refuses keys that could leave its root", "[io][store]") {
+  const fs::path root = sfm::test::scratch_dir("store_file_keys");
+  fs::create_directories(root / "inside");
+  std::ofstream(root / "secret") << "outside the store";
+  FileStore store(root / "inside");
+  const std::vector<std::string> bad = {
+      "", "/etc/passwd", "../secret", "a/../../secret", "a/..", "..", "a//b", "a/", "./a", "a/./b",
+      "a\\..\\secret", std::string("a\0b", 3)};
+  for (const std::string& key : bad) {
+    INFO("key: " << key);
+    CHECK_THROWS_WITH(store.get({key}), sfm::test::contains("refused key") && sfm::test::contains(store.describe()));
+    CHECK_THROWS_WITH(store.set(key, pattern(4)), sfm::test::contains("refused key"));
+    const StoreRequest request{key, ByteRange{0, 4}};
+    CHECK_THROWS_AS(store.get_many({&request, 1}), sfm::Error);
+  }
+  CHECK(text_of(root / "secret") == "outside the store");
+  CHECK(fs::is_empty(root / "inside"));
+  // Dots inside a segment are ordinary names.
+  store.set(".zattrs", pattern(3));
+  store.set("a/..b/c..", pattern(3));
+  CHECK(store.get({"a/..b/c.."}) == pattern(3));
+}
+
+TEST_CASE("FileStore::get_many returns results in request order", "[io][store]") {
+  FileStore store(sfm::test::scratch_dir("store_file_many"));
+  std::vector<StoreRequest> requests;
+  std::vector<std::optional<Bytes>> expected;
+  for (int i = 0; i < 200; ++i) {
+    const std::string key = "c/" + std::to_string(i % 7) + "/" + std::to_string(i);
+    const Bytes value = pattern(100 + i, unsigned(i));
+    if (i % 5 != 0) store.set(key, value);  // every fifth key is absent
+    const bool ranged = i % 3 == 0;
+    requests.push_back({key, ranged ? std::optional(ByteRange{-50, -1}) : std::nullopt});
+    expected.push_back(i % 5 == 0 ? std::nullopt
+                                  : std::optional(ranged ? slice(value, value.size() - 50, value.size()) : value));
+  }
+  CHECK(store.get_many(requests) == expected);
+  CHECK(store.get_many({}).empty());
+
+  // One bad request fails the batch with its own key named.
+  requests[17].range = ByteRange{100000, 1};
+  CHECK_THROWS_WITH(store.get_many(requests), sfm::test::contains(requests[17].key));
+}

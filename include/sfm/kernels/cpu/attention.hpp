@@ -54,7 +54,7 @@ void attention_forward(Cpu, HeadsView<T> out, T* lse, InHeads<T> q, InHeads<T> k
       Tile<T> scores;
       for (int64_t q0 = 0; q0 < s.q_len; q0 += attention_query_tile) {
         const int64_t rows = std::min(attention_query_tile, s.q_len - q0);
-        scores.noalias() = (rows_of(q, b, h, q0, rows, s.head_dim) * K.transpose()) * scale;
+        scores.noalias() = (scale * rows_of(q, b, h, q0, rows, s.head_dim)) * K.transpose();  // scale folds into the GEMM
         T* row_lse = lse + (b * s.heads + h) * s.q_len + q0;
         for (int64_t i = 0; i < rows; ++i) {
           auto row = scores.row(i);
@@ -90,14 +90,14 @@ void attention_backward(Cpu, HeadsView<T> d_q, HeadsView<T> d_k, HeadsView<T> d_
         const auto Q = rows_of(q, b, h, q0, rows, s.head_dim);
         const auto dO = rows_of(d_out, b, h, q0, rows, s.head_dim);
         const T* row_lse = lse + (b * s.heads + h) * s.q_len + q0;
-        probs.noalias() = (Q * K.transpose()) * scale;
+        probs.noalias() = (scale * Q) * K.transpose();
         for (int64_t i = 0; i < rows; ++i) probs.row(i) = (probs.row(i).array() - row_lse[i]).exp();
         dV.noalias() += probs.transpose() * dO;
         delta = (dO.array() * rows_of(out, b, h, q0, rows, s.head_dim).array()).rowwise().sum();
         d_scores.noalias() = dO * V.transpose();
         d_scores = probs.array() * (d_scores.colwise() - delta).array();
-        rows_of(d_q, b, h, q0, rows, s.head_dim).noalias() = (d_scores * K) * scale;
-        dK.noalias() += (d_scores.transpose() * Q) * scale;
+        rows_of(d_q, b, h, q0, rows, s.head_dim).noalias() = (scale * d_scores) * K;
+        dK.noalias() += (scale * d_scores.transpose()) * Q;
       }
       rows_of(d_k, b, h, 0, s.k_len, s.head_dim) = dK;
       rows_of(d_v, b, h, 0, s.k_len, s.head_dim) = dV;

@@ -6,21 +6,25 @@
 // blocks, decoder with mask tokens unshuffled to the original order, norm-pix MSE over hidden
 // tokens. Like llm.c there is no autograd: forward keeps every activation the backward needs in one
 // arena (layout in model/activations.hpp), and backward walks the layers in reverse.
-// Parameters and gradients are flat buffers described by a ParamTable; gradients accumulate, so
-// several forward/backward calls before an optimizer step add up (micro-batches).
+// Parameters and gradients follow the flat layout of a ParamTable, in groups (stem, blocks, bridge,
+// head); the model reaches them only through a ParamStore, group by group, so the same code runs
+// with everything resident (the default) or with ZeRO-sharded parameters gathered on demand.
+// Gradients accumulate, so several forward/backward calls before an optimizer step add up.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "sfm/core/error.hpp"
-#include "sfm/core/rng.hpp"
 #include "sfm/mae/mask.hpp"
 #include "sfm/model/activations.hpp"
 #include "sfm/model/config.hpp"
+#include "sfm/model/init.hpp"
+#include "sfm/model/param_store.hpp"
 #include "sfm/model/params.hpp"
 #include "sfm/model/pos_embed.hpp"
 #include "sfm/kernels/cpu/kernels.hpp"
@@ -33,11 +37,11 @@ struct BlockOffsets {
   int64_t norm1_w, norm1_b, qkv_w, qkv_b, proj_w, proj_b, norm2_w, norm2_b, fc1_w, fc1_b, fc2_w, fc2_b;
 };
 
-// A stack of blocks (the encoder or the decoder) and its final norm.
+// A stack of blocks (the encoder or the decoder); block i's tensors form parameter group groups[i].
 struct StackLayout {
   int64_t dim = 0, heads = 0, hidden = 0;
   std::vector<BlockOffsets> blocks;
-  int64_t norm_w = 0, norm_b = 0;
+  std::vector<int> groups;
 };
 
 template <class Backend>
@@ -46,62 +50,51 @@ class VitMae {
   template <class T>
   using Array = typename Backend::template Array<T>;
 
-  explicit VitMae(ModelConfig config) : config_(std::move(config)) {
+  // The model with every parameter resident (the single-rank case); use_param_store() swaps in a
+  // sharded store, after which the resident buffers are not allocated at all.
+  explicit VitMae(ModelConfig config, bool resident = true) : config_(std::move(config)) {
     config_.validate();
     register_params();
-    params_.assign(size_t(table_.size()), 0.0f);
-    grads_.assign(size_t(table_.size()), 0.0f);
+    if (resident) {
+      resident_ = std::make_unique<ResidentParams<Backend>>(table_);
+      store_ = resident_.get();
+    }
     pos_embed_ = sincos_pos_embed_3d(config_.grid(), config_.dim);
     decoder_pos_embed_ = sincos_pos_embed_3d(config_.grid(), config_.decoder_dim);
   }
 
   const ModelConfig& config() const { return config_; }
   const ParamTable& table() const { return table_; }
-  std::span<float> params() { return params_; }
-  std::span<const float> params() const { return params_; }
-  std::span<float> grads() { return grads_; }
-  std::span<const float> grads() const { return grads_; }
   std::span<float> pos_embed() { return pos_embed_; }
   std::span<float> decoder_pos_embed() { return decoder_pos_embed_; }
-  std::span<float> param(const std::string& name) { return slice(params_, name); }
-  std::span<float> grad(const std::string& name) { return slice(grads_, name); }
 
-  // DESIGN.md init: xavier-uniform Linear and patch-embed weights, zero biases, LayerNorm (1, 0),
-  // cls and mask tokens normal(0, 0.02). Random streams are keyed by tensor index.
-  void init_weights(uint64_t seed) {
-    const auto& entries = table_.entries();
-    for (size_t i = 0; i < entries.size(); ++i) {
-      const ParamInfo& p = entries[i];
-      std::span<float> values(params_.data() + p.offset, size_t(p.numel));
-      const Rng rng(seed, rng_stream(RngPurpose::init, 0, i));
-      const bool is_token = p.name == "cls_token" || p.name == "mask_token";
-      const bool is_norm = p.name.find("norm") != std::string::npos;
-      if (is_token) {
-        rng.fill_normal(values, 0.0f, 0.02f);
-      } else if (p.shape.size() >= 2) {
-        const double fan_out = double(p.shape[0]), fan_in = double(p.numel) / fan_out;
-        const float bound = float(std::sqrt(6.0 / (fan_in + fan_out)));
-        rng.fill_uniform(values);
-        for (float& v : values) v = (2 * v - 1) * bound;
-      } else {
-        const bool is_scale = is_norm && p.name.ends_with(".weight");
-        for (float& v : values) v = is_scale ? 1.0f : 0.0f;
-      }
-    }
+  // Runs the model on parameters held by `store` (which outlives its use here).
+  void use_param_store(ParamStore& store) {
+    store_ = &store;
+    resident_.reset();
   }
 
-  void zero_grad() { fill_zero(Backend{}, grads_.data(), int64_t(grads_.size())); }
+  // The resident parameters and gradients (only for a model built with resident = true).
+  std::span<float> params() { return resident().params(); }
+  std::span<float> grads() { return resident().grads(); }
+  std::span<float> param(const std::string& name) { return slice(params(), name); }
+  std::span<float> grad(const std::string& name) { return slice(grads(), name); }
+
+  // DESIGN.md init (model/init.hpp) of the resident parameters.
+  void init_weights(uint64_t seed) { init_param_range(table_, seed, 0, table_.size(), params().data()); }
+
+  void zero_grad() { fill_zero(Backend{}, grads().data(), table_.size()); }
 
   // Forward over `batch` volumes [batch, Z, Y, X] (C order) with the given mask; keeps the
   // activations for backward() and returns Σ_hidden token_mse / loss_normalizer (the MAE loss when
   // the normalizer is the plan's hidden count, the default).
   double forward(const float* volume, const MaskPlan& mask, double loss_normalizer = 0) {
+    SFM_CHECK(store_ != nullptr, "VitMae::forward(): no parameter store (use_param_store() was not called)");
     SFM_CHECK(mask.tokens == config_.tokens(), "mask plan has ", mask.tokens, " tokens, model has ", config_.tokens());
     if (loss_normalizer <= 0) loss_normalizer = double(mask.hidden_count());
     batch_ = mask.batch, len_keep_ = mask.len_keep;
     acts_.reserve(config_, mask.batch, mask.len_keep);
     const Backend be{};
-    const float* p = params_.data();
     Activations<Array>& a = acts_;
     const int64_t B = mask.batch, N = config_.tokens(), K = mask.len_keep, P = config_.patch_size();
     const int64_t D = config_.dim, Dd = config_.decoder_dim;
@@ -109,30 +102,39 @@ class VitMae {
     ids_keep_.assign(mask.ids_keep.begin(), mask.ids_keep.end());
     hidden_.assign(mask.hidden.begin(), mask.hidden.end());
 
-    // Patch embedding (Conv3d ≡ patchify + linear) and positional embedding, then the visible tokens.
+    // Stem: patch embedding (Conv3d ≡ patchify + linear), positional embedding, the visible tokens.
+    GroupSpan p = store_->acquire_params(stem_group_);
     patchify(be, a.patches, volume, B, config_.grid());
-    linear_forward(be, a.tokens, a.patches, p + patch_w_, p + patch_b_, B * N, P, D);
+    linear_forward(be, a.tokens, a.patches, p.at(patch_w_), p.at(patch_b_), B * N, P, D);
     add_rows_broadcast(be, TokenRows<float>{a.tokens, N}, pos_embed_.data() + D, B, N, D);
-    fill_rows(be, TokenRows<float>{a.enc_in, Le}, p + cls_token_, nullptr, B, 1, D);
+    fill_rows(be, TokenRows<float>{a.enc_in, Le}, p.at(cls_token_), nullptr, B, 1, D);
     add_rows_broadcast(be, TokenRows<float>{a.enc_in, Le}, pos_embed_.data(), B, 1, D);
     gather_tokens(be, TokenRows<float>{a.enc_in, Le, 1}, TokenRows<const float>{a.tokens, N}, ids_keep_.data(), B, K, D);
+    store_->release_params(stem_group_);
 
     stack_forward(encoder_, a.encoder, B, Le);
-    layernorm_forward(be, a.latent, a.latent_mean, a.latent_rstd, a.encoder.out, p + encoder_.norm_w,
-                      p + encoder_.norm_b, B * Le, D, kNormEps);
 
-    // Decoder input: embedded cls and visible tokens back at their positions, mask tokens elsewhere.
-    linear_forward(be, a.dec_embedded, a.latent, p + decoder_embed_w_, p + decoder_embed_b_, B * Le, D, Dd);
+    // Bridge: the encoder's final norm, then the decoder input: embedded cls and visible tokens back
+    // at their positions, mask tokens elsewhere.
+    p = store_->acquire_params(bridge_group_);
+    layernorm_forward(be, a.latent, a.latent_mean, a.latent_rstd, a.encoder.out, p.at(encoder_norm_w_),
+                      p.at(encoder_norm_b_), B * Le, D, kNormEps);
+    linear_forward(be, a.dec_embedded, a.latent, p.at(decoder_embed_w_), p.at(decoder_embed_b_), B * Le, D, Dd);
     copy_rows(be, TokenRows<float>{a.dec_in, Ld}, TokenRows<const float>{a.dec_embedded, Le}, B, 1, Dd);
-    fill_rows(be, TokenRows<float>{a.dec_in, Ld, 1}, p + mask_token_, hidden_.data(), B, N, Dd);
+    fill_rows(be, TokenRows<float>{a.dec_in, Ld, 1}, p.at(mask_token_), hidden_.data(), B, N, Dd);
     scatter_tokens(be, TokenRows<float>{a.dec_in, Ld, 1}, TokenRows<const float>{a.dec_embedded, Le, 1},
                    ids_keep_.data(), B, K, Dd);
     add_rows_broadcast(be, TokenRows<float>{a.dec_in, Ld}, decoder_pos_embed_.data(), B, Ld, Dd);
+    store_->release_params(bridge_group_);
 
     stack_forward(decoder_, a.decoder, B, Ld);
-    layernorm_forward(be, a.dec_normed, a.dec_mean, a.dec_rstd, a.decoder.out, p + decoder_.norm_w,
-                      p + decoder_.norm_b, B * Ld, Dd, kNormEps);
-    linear_forward(be, a.pred, a.dec_normed, p + decoder_pred_w_, p + decoder_pred_b_, B * Ld, Dd, P);
+
+    // Head: the decoder's final norm and the pixel prediction.
+    p = store_->acquire_params(head_group_);
+    layernorm_forward(be, a.dec_normed, a.dec_mean, a.dec_rstd, a.decoder.out, p.at(decoder_norm_w_),
+                      p.at(decoder_norm_b_), B * Ld, Dd, kNormEps);
+    linear_forward(be, a.pred, a.dec_normed, p.at(decoder_pred_w_), p.at(decoder_pred_b_), B * Ld, Dd, P);
+    store_->release_params(head_group_);
 
     // The loss skips the cls row of the prediction; its gradient rows stay zero.
     fill_zero(be, a.d_pred, B * Ld * P);
@@ -144,40 +146,48 @@ class VitMae {
   void backward() {
     SFM_CHECK(batch_ > 0, "VitMae::backward() called before forward()");
     const Backend be{};
-    const float* p = params_.data();
-    float* g = grads_.data();
     Activations<Array>& a = acts_;
     const int64_t B = batch_, N = config_.tokens(), K = len_keep_, P = config_.patch_size();
     const int64_t D = config_.dim, Dd = config_.decoder_dim;
     const int64_t Le = K + 1, Ld = N + 1;
 
-    linear_backward(be, a.d_small, g + decoder_pred_w_, g + decoder_pred_b_, a.d_pred, a.dec_normed,
-                    p + decoder_pred_w_, B * Ld, Dd, P);
+    // Head.
+    GroupSpan p = store_->acquire_params(head_group_), g = store_->acquire_grads(head_group_);
+    linear_backward(be, a.d_small, g.at(decoder_pred_w_), g.at(decoder_pred_b_), a.d_pred, a.dec_normed,
+                    p.at(decoder_pred_w_), B * Ld, Dd, P);
     fill_zero(be, a.d_res, B * Ld * Dd);
-    layernorm_backward(be, a.d_res, g + decoder_.norm_w, g + decoder_.norm_b, a.d_small, a.decoder.out, a.dec_mean,
-                       a.dec_rstd, p + decoder_.norm_w, B * Ld, Dd);
+    layernorm_backward(be, a.d_res, g.at(decoder_norm_w_), g.at(decoder_norm_b_), a.d_small, a.decoder.out,
+                       a.dec_mean, a.dec_rstd, p.at(decoder_norm_w_), B * Ld, Dd);
+    finish_group(head_group_);
+
     stack_backward(decoder_, a.decoder, B, Ld);
 
-    // Through the decoder input: mask token, cls row, visible rows (gathered back in shuffle order).
-    sum_rows(be, g + mask_token_, TokenRows<const float>{a.d_res, Ld, 1}, hidden_.data(), B, N, Dd);
+    // Bridge: through the decoder input (mask token, cls row, visible rows gathered back in shuffle
+    // order), the decoder embedding and the encoder's final norm.
+    p = store_->acquire_params(bridge_group_), g = store_->acquire_grads(bridge_group_);
+    sum_rows(be, g.at(mask_token_), TokenRows<const float>{a.d_res, Ld, 1}, hidden_.data(), B, N, Dd);
     copy_rows(be, TokenRows<float>{a.d_small, Le}, TokenRows<const float>{a.d_res, Ld}, B, 1, Dd);
     gather_tokens(be, TokenRows<float>{a.d_small, Le, 1}, TokenRows<const float>{a.d_res, Ld, 1}, ids_keep_.data(),
                   B, K, Dd);
-    linear_backward(be, a.d_latent, g + decoder_embed_w_, g + decoder_embed_b_, a.d_small, a.latent,
-                    p + decoder_embed_w_, B * Le, D, Dd);
-
+    linear_backward(be, a.d_latent, g.at(decoder_embed_w_), g.at(decoder_embed_b_), a.d_small, a.latent,
+                    p.at(decoder_embed_w_), B * Le, D, Dd);
     fill_zero(be, a.d_res, B * Le * D);
-    layernorm_backward(be, a.d_res, g + encoder_.norm_w, g + encoder_.norm_b, a.d_latent, a.encoder.out,
-                       a.latent_mean, a.latent_rstd, p + encoder_.norm_w, B * Le, D);
+    layernorm_backward(be, a.d_res, g.at(encoder_norm_w_), g.at(encoder_norm_b_), a.d_latent, a.encoder.out,
+                       a.latent_mean, a.latent_rstd, p.at(encoder_norm_w_), B * Le, D);
+    finish_group(bridge_group_);
+
     stack_backward(encoder_, a.encoder, B, Le);
 
-    // Through the encoder input: cls token, then the visible rows back to the token grid.
-    sum_rows(be, g + cls_token_, TokenRows<const float>{a.d_res, Le}, nullptr, B, 1, D);
+    // Stem: through the encoder input (cls token, visible rows back to the token grid) to the patch
+    // embedding.
+    p = store_->acquire_params(stem_group_), g = store_->acquire_grads(stem_group_);
+    sum_rows(be, g.at(cls_token_), TokenRows<const float>{a.d_res, Le}, nullptr, B, 1, D);
     fill_zero(be, a.d_tokens, B * N * D);
     scatter_tokens(be, TokenRows<float>{a.d_tokens, N}, TokenRows<const float>{a.d_res, Le, 1}, ids_keep_.data(), B,
                    K, D);
-    linear_backward(be, static_cast<float*>(nullptr), g + patch_w_, g + patch_b_, a.d_tokens, a.patches,
-                    p + patch_w_, B * N, P, D);
+    linear_backward(be, static_cast<float*>(nullptr), g.at(patch_w_), g.at(patch_b_), a.d_tokens, a.patches,
+                    p.at(patch_w_), B * N, P, D);
+    finish_group(stem_group_);
   }
 
   // The prediction of the last forward() for the tokens, [batch, N + 1, P] with row 0 the cls row.
@@ -190,34 +200,52 @@ class VitMae {
  private:
   static constexpr double kNormEps = 1e-6;
 
-  std::span<float> slice(Array<float>& buffer, const std::string& name) {
+  std::span<float> slice(std::span<float> buffer, const std::string& name) {
     const ParamInfo* info = table_.find(name);
     SFM_CHECK(info != nullptr, "model has no parameter '", name, "'");
-    return {buffer.data() + info->offset, size_t(info->numel)};
+    return buffer.subspan(size_t(info->offset), size_t(info->numel));
+  }
+
+  ResidentParams<Backend>& resident() {
+    SFM_CHECK(resident_ != nullptr, "this VitMae runs on a sharded ParamStore: it has no resident parameters");
+    return *resident_;
+  }
+
+  // A group's backward is complete: its gradients can be reduced, its parameters dropped.
+  void finish_group(int group) {
+    store_->grads_ready(group);
+    store_->release_params(group);
   }
 
   // Registration in the public MAE state_dict order (positional embeddings are fixed, not here).
   void register_params() {
     const int64_t D = config_.dim, Dd = config_.decoder_dim, P = config_.patch_size();
     const auto [pz, py, px] = config_.patch;
+    stem_group_ = table_.begin_group("stem");
     cls_token_ = table_.add("cls_token", {1, 1, D});
     patch_w_ = table_.add("patch_embed.proj.weight", {D, 1, pz, py, px});
     patch_b_ = table_.add("patch_embed.proj.bias", {D});
-    encoder_ = register_stack("blocks", D, config_.depth, config_.heads, "norm");
+    encoder_ = register_stack("blocks", D, config_.depth, config_.heads);
+    bridge_group_ = table_.begin_group("bridge");
+    encoder_norm_w_ = table_.add("norm.weight", {D});
+    encoder_norm_b_ = table_.add("norm.bias", {D});
     mask_token_ = table_.add("mask_token", {1, 1, Dd});
     decoder_embed_w_ = table_.add("decoder_embed.weight", {Dd, D});
     decoder_embed_b_ = table_.add("decoder_embed.bias", {Dd});
-    decoder_ = register_stack("decoder_blocks", Dd, config_.decoder_depth, config_.decoder_heads, "decoder_norm");
+    decoder_ = register_stack("decoder_blocks", Dd, config_.decoder_depth, config_.decoder_heads);
+    head_group_ = table_.begin_group("head");
+    decoder_norm_w_ = table_.add("decoder_norm.weight", {Dd});
+    decoder_norm_b_ = table_.add("decoder_norm.bias", {Dd});
     decoder_pred_w_ = table_.add("decoder_pred.weight", {P, Dd});
     decoder_pred_b_ = table_.add("decoder_pred.bias", {P});
   }
 
-  StackLayout register_stack(const std::string& prefix, int64_t dim, int64_t depth, int64_t heads,
-                             const std::string& norm) {
+  StackLayout register_stack(const std::string& prefix, int64_t dim, int64_t depth, int64_t heads) {
     StackLayout s;
     s.dim = dim, s.heads = heads, s.hidden = dim * config_.mlp_ratio;
     for (int64_t i = 0; i < depth; ++i) {
       const std::string b = prefix + "." + std::to_string(i) + ".";
+      s.groups.push_back(table_.begin_group(b.substr(0, b.size() - 1)));
       BlockOffsets o{};
       o.norm1_w = table_.add(b + "norm1.weight", {dim});
       o.norm1_b = table_.add(b + "norm1.bias", {dim});
@@ -233,8 +261,6 @@ class VitMae {
       o.fc2_b = table_.add(b + "mlp.fc2.bias", {dim});
       s.blocks.push_back(o);
     }
-    s.norm_w = table_.add(norm + ".weight", {dim});
-    s.norm_b = table_.add(norm + ".bias", {dim});
     return s;
   }
 
@@ -252,56 +278,58 @@ class VitMae {
   // x_out = block(x_in) for every block; the output of block i is the input of block i + 1.
   void stack_forward(const StackLayout& s, StackActivations& acts, int64_t B, int64_t L) {
     const Backend be{};
-    const float* p = params_.data();
     const int64_t rows = B * L, D = s.dim;
     const float scale = float(std::pow(double(D / s.heads), -0.5));
     for (size_t i = 0; i < s.blocks.size(); ++i) {
       const BlockOffsets& w = s.blocks[i];
       BlockActivations& a = acts.blocks[i];
+      const GroupSpan p = store_->acquire_params(s.groups[i]);
       float* x_out = i + 1 < s.blocks.size() ? acts.blocks[i + 1].x_in : acts.out;
-      layernorm_forward(be, a.ln1, a.ln1_mean, a.ln1_rstd, a.x_in, p + w.norm1_w, p + w.norm1_b, rows, D, kNormEps);
-      linear_forward(be, a.qkv, a.ln1, p + w.qkv_w, p + w.qkv_b, rows, D, 3 * D);
+      layernorm_forward(be, a.ln1, a.ln1_mean, a.ln1_rstd, a.x_in, p.at(w.norm1_w), p.at(w.norm1_b), rows, D, kNormEps);
+      linear_forward(be, a.qkv, a.ln1, p.at(w.qkv_w), p.at(w.qkv_b), rows, D, 3 * D);
       const AttentionViews v = attention_views(a.qkv, a.attn, B, L, D, s.heads);
       attention_forward(be, v.out, a.lse, v.q, v.k, v.v, v.shape, scale);
-      linear_forward(be, a.x_mid, a.attn, p + w.proj_w, p + w.proj_b, rows, D, D);
+      linear_forward(be, a.x_mid, a.attn, p.at(w.proj_w), p.at(w.proj_b), rows, D, D);
       add_inplace(be, a.x_mid, a.x_in, rows * D);
-      layernorm_forward(be, a.ln2, a.ln2_mean, a.ln2_rstd, a.x_mid, p + w.norm2_w, p + w.norm2_b, rows, D, kNormEps);
-      linear_forward(be, a.fc1, a.ln2, p + w.fc1_w, p + w.fc1_b, rows, D, s.hidden);
+      layernorm_forward(be, a.ln2, a.ln2_mean, a.ln2_rstd, a.x_mid, p.at(w.norm2_w), p.at(w.norm2_b), rows, D, kNormEps);
+      linear_forward(be, a.fc1, a.ln2, p.at(w.fc1_w), p.at(w.fc1_b), rows, D, s.hidden);
       gelu_forward(be, a.gelu, a.fc1, rows * s.hidden);
-      linear_forward(be, x_out, a.gelu, p + w.fc2_w, p + w.fc2_b, rows, s.hidden, D);
+      linear_forward(be, x_out, a.gelu, p.at(w.fc2_w), p.at(w.fc2_b), rows, s.hidden, D);
       add_inplace(be, x_out, a.x_mid, rows * D);
+      store_->release_params(s.groups[i]);
     }
   }
 
   // On entry d_res holds ∂loss/∂(stack output); on exit ∂loss/∂(stack input).
   void stack_backward(const StackLayout& s, StackActivations& acts, int64_t B, int64_t L) {
     const Backend be{};
-    const float* p = params_.data();
-    float* g = grads_.data();
     Activations<Array>& ar = acts_;
     const int64_t rows = B * L, D = s.dim;
     const float scale = float(std::pow(double(D / s.heads), -0.5));
     for (size_t i = s.blocks.size(); i-- > 0;) {
       const BlockOffsets& w = s.blocks[i];
       BlockActivations& a = acts.blocks[i];
-      linear_backward(be, ar.d_hidden, g + w.fc2_w, g + w.fc2_b, ar.d_res, a.gelu, p + w.fc2_w, rows, s.hidden, D);
+      const GroupSpan p = store_->acquire_params(s.groups[i]), g = store_->acquire_grads(s.groups[i]);
+      linear_backward(be, ar.d_hidden, g.at(w.fc2_w), g.at(w.fc2_b), ar.d_res, a.gelu, p.at(w.fc2_w), rows, s.hidden, D);
       gelu_backward(be, ar.d_hidden, ar.d_hidden, a.fc1, rows * s.hidden);
-      linear_backward(be, ar.d_small, g + w.fc1_w, g + w.fc1_b, ar.d_hidden, a.ln2, p + w.fc1_w, rows, D, s.hidden);
-      layernorm_backward(be, ar.d_res, g + w.norm2_w, g + w.norm2_b, ar.d_small, a.x_mid, a.ln2_mean, a.ln2_rstd,
-                         p + w.norm2_w, rows, D);
-      linear_backward(be, ar.d_small, g + w.proj_w, g + w.proj_b, ar.d_res, a.attn, p + w.proj_w, rows, D, D);
+      linear_backward(be, ar.d_small, g.at(w.fc1_w), g.at(w.fc1_b), ar.d_hidden, a.ln2, p.at(w.fc1_w), rows, D, s.hidden);
+      layernorm_backward(be, ar.d_res, g.at(w.norm2_w), g.at(w.norm2_b), ar.d_small, a.x_mid, a.ln2_mean, a.ln2_rstd,
+                         p.at(w.norm2_w), rows, D);
+      linear_backward(be, ar.d_small, g.at(w.proj_w), g.at(w.proj_b), ar.d_res, a.attn, p.at(w.proj_w), rows, D, D);
       const AttentionViews v = attention_views(a.qkv, a.attn, B, L, D, s.heads);
       const AttentionViews dv = attention_views(ar.d_qkv, ar.d_small, B, L, D, s.heads);
       attention_backward(be, dv.q, dv.k, dv.v, dv.out, v.out, a.lse, v.q, v.k, v.v, v.shape, scale);
-      linear_backward(be, ar.d_small, g + w.qkv_w, g + w.qkv_b, ar.d_qkv, a.ln1, p + w.qkv_w, rows, D, 3 * D);
-      layernorm_backward(be, ar.d_res, g + w.norm1_w, g + w.norm1_b, ar.d_small, a.x_in, a.ln1_mean, a.ln1_rstd,
-                         p + w.norm1_w, rows, D);
+      linear_backward(be, ar.d_small, g.at(w.qkv_w), g.at(w.qkv_b), ar.d_qkv, a.ln1, p.at(w.qkv_w), rows, D, 3 * D);
+      layernorm_backward(be, ar.d_res, g.at(w.norm1_w), g.at(w.norm1_b), ar.d_small, a.x_in, a.ln1_mean, a.ln1_rstd,
+                         p.at(w.norm1_w), rows, D);
+      finish_group(s.groups[i]);
     }
   }
 
   ModelConfig config_;
   ParamTable table_;
-  Array<float> params_, grads_;
+  std::unique_ptr<ResidentParams<Backend>> resident_;
+  ParamStore* store_ = nullptr;
   std::vector<float> pos_embed_, decoder_pos_embed_;
   Activations<Array> acts_;
   int64_t batch_ = 0, len_keep_ = 0;  // of the last forward()
@@ -309,8 +337,10 @@ class VitMae {
   Array<uint8_t> hidden_;
 
   StackLayout encoder_, decoder_;
-  int64_t cls_token_ = 0, patch_w_ = 0, patch_b_ = 0, mask_token_ = 0;
-  int64_t decoder_embed_w_ = 0, decoder_embed_b_ = 0, decoder_pred_w_ = 0, decoder_pred_b_ = 0;
+  int stem_group_ = 0, bridge_group_ = 0, head_group_ = 0;
+  int64_t cls_token_ = 0, patch_w_ = 0, patch_b_ = 0;
+  int64_t encoder_norm_w_ = 0, encoder_norm_b_ = 0, mask_token_ = 0, decoder_embed_w_ = 0, decoder_embed_b_ = 0;
+  int64_t decoder_norm_w_ = 0, decoder_norm_b_ = 0, decoder_pred_w_ = 0, decoder_pred_b_ = 0;
 };
 
 }  // namespace sfm

@@ -1,0 +1,61 @@
+// ParamStore: where the model's parameters and gradients live, one parameter group at a time.
+//
+// The model registers its tensors in groups (the stem, each transformer block, the bridge between
+// encoder and decoder, the head), each a contiguous range of the flat layout (ParamTable). Forward
+// and backward ask the store for a group's parameters just before using them and release them just
+// after, and ask for the buffer a group's gradients accumulate into, announcing when that group's
+// gradients of the current micro-batch are complete. A resident store (below) keeps everything in
+// full buffers; the ZeRO stores in parallel/zero.hpp gather sharded parameters on acquire and
+// reduce-scatter gradients on grads_ready, overlapping communication with the rest of the backward.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "sfm/model/params.hpp"
+
+namespace sfm {
+
+// A group's tensors addressed by their flat offsets: at(offset) for offset in [begin, end).
+struct GroupSpan {
+  float* base;    // element `begin` of the group
+  int64_t begin;  // flat offset of the group's first element
+
+  float* at(int64_t offset) const { return base + (offset - begin); }
+};
+
+class ParamStore {
+ public:
+  virtual ~ParamStore() = default;
+  // The group's parameters, valid until release_params(group).
+  virtual GroupSpan acquire_params(int group) = 0;
+  virtual void release_params(int group) = 0;
+  // Where this micro-batch's gradients of `group` accumulate (+=), valid until grads_ready(group).
+  virtual GroupSpan acquire_grads(int group) = 0;
+  // Every gradient of `group` for the current micro-batch has been accumulated.
+  virtual void grads_ready(int group) = 0;
+};
+
+// Every parameter and gradient resident in full flat buffers; gradients accumulate across
+// micro-batches until the caller zeroes them.
+template <class Backend>
+class ResidentParams final : public ParamStore {
+ public:
+  explicit ResidentParams(const ParamTable& table) {
+    params_.assign(size_t(table.size()), 0.0f);
+    grads_.assign(size_t(table.size()), 0.0f);
+  }
+
+  GroupSpan acquire_params(int) override { return {params_.data(), 0}; }
+  void release_params(int) override {}
+  GroupSpan acquire_grads(int) override { return {grads_.data(), 0}; }
+  void grads_ready(int) override {}
+
+  std::span<float> params() { return {params_.data(), params_.size()}; }
+  std::span<float> grads() { return {grads_.data(), grads_.size()}; }
+
+ private:
+  typename Backend::template Array<float> params_, grads_;
+};
+
+}  // namespace sfm

@@ -1,0 +1,12 @@
+// The main of every MPI test binary (see sfm_add_mpi_test in tests/CMakeLists.txt).
+#if __has_include(<catch2/catch_session.hpp>)
+#include <catch2/catch_session.hpp>
+#else
+#define CATCH_CONFIG_RUNNER
+#endif
+#include "mpi_test_main.hpp"
+
+int main(int argc, char** argv) {
+  sfm::MpiSession session(&argc, &argv);
+  return sfm::test::run_catch_under_mpi(argc, argv);
+}

@@ -84,7 +84,7 @@ void attention_backward(Cpu, HeadsView<T> d_q, HeadsView<T> d_k, HeadsView<T> d_
       Tile<T> dK = Tile<T>::Zero(s.k_len, s.head_dim);
       Tile<T> dV = Tile<T>::Zero(s.k_len, s.head_dim);
       Tile<T> probs, d_scores;
-      Eigen::Matrix<T, Eigen::Dynamic, 1> delta;
+      Eigen::Matrix<T, Eigen::Dynamic, 1> delta(attention_query_tile);
       for (int64_t q0 = 0; q0 < s.q_len; q0 += attention_query_tile) {
         const int64_t rows = std::min(attention_query_tile, s.q_len - q0);
         const auto Q = rows_of(q, b, h, q0, rows, s.head_dim);
@@ -93,9 +93,14 @@ void attention_backward(Cpu, HeadsView<T> d_q, HeadsView<T> d_k, HeadsView<T> d_
         probs.noalias() = (scale * Q) * K.transpose();
         for (int64_t i = 0; i < rows; ++i) probs.row(i) = (probs.row(i).array() - row_lse[i]).exp();
         dV.noalias() += probs.transpose() * dO;
-        delta = (dO.array() * rows_of(out, b, h, q0, rows, s.head_dim).array()).rowwise().sum();
+        const auto O = rows_of(out, b, h, q0, rows, s.head_dim);
+        for (int64_t i = 0; i < rows; ++i) {  // rowsum(dO ∘ O), in a fixed order (see linear.hpp)
+          T sum = 0;
+          for (int64_t c = 0; c < s.head_dim; ++c) sum += dO(i, c) * O(i, c);
+          delta(i) = sum;
+        }
         d_scores.noalias() = dO * V.transpose();
-        d_scores = probs.array() * (d_scores.colwise() - delta).array();
+        d_scores = probs.array() * (d_scores.colwise() - delta.head(rows)).array();
         rows_of(d_q, b, h, q0, rows, s.head_dim).noalias() = (scale * d_scores) * K;
         dK.noalias() += (scale * d_scores.transpose()) * Q;
       }

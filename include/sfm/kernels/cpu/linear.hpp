@@ -1,4 +1,6 @@
 // Linear layer kernels (CPU): out = in · Wᵀ + b, and its backward, on Eigen's GEMM.
+// Results do not depend on buffer alignment or thread count: Eigen's GEMM keeps the reduction
+// order of each output element fixed, and the bias reduction is written out.
 //
 // Shapes: in [rows, in_dim], weight [out_dim, in_dim] (PyTorch's nn.Linear layout), bias [out_dim],
 // out [rows, out_dim]; all row-major and contiguous.
@@ -20,8 +22,6 @@ template <class T>
 using ConstMatMap = Eigen::Map<const RowMajor<T>>;
 template <class T>
 using ConstRowMap = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-template <class T>
-using RowMap = Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>;
 }  // namespace cpu_detail
 
 // out = in · weightᵀ + bias (bias may be null).
@@ -45,7 +45,15 @@ void linear_backward(Cpu, T* d_in, T* d_weight, T* d_bias, const T* d_out, const
   ConstMatMap<T> dy(d_out, rows, out_dim);
   if (d_in) MatMap<T>(d_in, rows, in_dim).noalias() = dy * ConstMatMap<T>(weight, out_dim, in_dim);
   MatMap<T>(d_weight, out_dim, in_dim).noalias() += dy.transpose() * ConstMatMap<T>(in, rows, in_dim);
-  if (d_bias) RowMap<T>(d_bias, out_dim) += dy.colwise().sum();
+  if (!d_bias) return;
+  // Column sums in a fixed order (Eigen's vectorised reductions group terms by pointer alignment,
+  // which would make results depend on where the buffers happen to be allocated).
+#pragma omp parallel for schedule(static)
+  for (int64_t j = 0; j < out_dim; ++j) {
+    double sum = 0;
+    for (int64_t r = 0; r < rows; ++r) sum += d_out[r * out_dim + j];
+    d_bias[j] += T(sum);
+  }
 }
 
 }  // namespace sfm

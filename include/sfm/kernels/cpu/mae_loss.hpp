@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "sfm/kernels/cpu/backend.hpp"
 #include "sfm/kernels/cpu/tokens.hpp"
@@ -20,9 +21,10 @@ namespace sfm {
 template <class T>
 double mae_loss(Cpu, TokenRows<T> d_pred, InRows<T> pred, const T* target, const uint8_t* hidden,
                 int64_t batch, int64_t tokens, int64_t patch_size, bool norm_pix, double normalizer) {
-  double total = 0;
+  // Per-token errors first, then one sum in token order: the result does not depend on threads.
+  std::vector<double> token_error(size_t(batch * tokens), 0.0);
   const double n = double(patch_size);
-#pragma omp parallel for collapse(2) schedule(static) reduction(+ : total)
+#pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t t = 0; t < tokens; ++t) {
       T* dp = d_pred.row(b, t, patch_size);
@@ -46,8 +48,10 @@ double mae_loss(Cpu, TokenRows<T> d_pred, InRows<T> pred, const T* target, const
         err += diff * diff;
         dp[i] = T(2 * diff / (n * normalizer));
       }
-      total += err / n;
+      token_error[size_t(b * tokens + t)] = err / n;
     }
+  double total = 0;
+  for (double e : token_error) total += e;
   return total / normalizer;
 }
 

@@ -1,0 +1,372 @@
+// ZeroOptimizer<ZeroStage<k>, Comm>: sharded data-parallel AdamW (ZeRO stages 0–3) as a ParamStore.
+//
+// The model asks this store for each parameter group's parameters and gradient buffer; the store
+// decides where they live and reduces gradients as soon as a group's backward is done, overlapping
+// communication with the rest of the backward (async collectives). Buckets are the parameter
+// groups, padded to a multiple of P (parallel/shard_layout.hpp); rank r owns chunk r of each.
+//
+//   stage 0  parameters, gradients and AdamW state replicated; gradients all-reduced per bucket.
+//   stage 1  AdamW state sharded; gradients reduce-scattered per bucket from a full-size
+//            gradient buffer; updated chunks all-gathered after the step.
+//   stage 2  as 1, but the full-size gradient buffer is replaced by two bucket-sized slots: only
+//            the owned gradient shard persists.
+//   stage 3  as 2, and parameters sharded too: each group is all-gathered into a slot just before
+//            its forward and again before its backward, and dropped after.
+//
+// Every stage reduces each micro-batch's gradients and adds them to an accumulator in the same
+// order, and the global gradient norm is summed from per-chunk partial sums in rank order. With a
+// communicator whose reductions sum in rank order (ThreadComm), all stages therefore produce the
+// same bits, which the tests check.
+#pragma once
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "sfm/comm/communicator.hpp"
+#include "sfm/core/error.hpp"
+#include "sfm/kernels/cpu/backend.hpp"
+#include "sfm/model/init.hpp"
+#include "sfm/model/param_store.hpp"
+#include "sfm/optim/adamw.hpp"
+#include "sfm/optim/clip.hpp"
+#include "sfm/parallel/shard_layout.hpp"
+
+namespace sfm {
+
+template <int Stage>
+struct ZeroStage {
+  static_assert(Stage >= 0 && Stage <= 3, "ZeRO stages are 0, 1, 2 and 3");
+  static constexpr int value = Stage;
+};
+
+// Bytes one rank holds (fp32 everywhere on the CPU backend).
+struct ZeroMemory {
+  int64_t parameters = 0;  // parameter storage (full, or the shard in stage 3)
+  int64_t gradients = 0;   // the gradient accumulator (full in stage 0, the shard otherwise)
+  int64_t optimizer = 0;   // AdamW moments
+  int64_t buffers = 0;     // per-micro-batch gradient buffer or slots, parameter gather slots
+
+  int64_t total() const { return parameters + gradients + optimizer + buffers; }
+};
+
+// The unsharded training state, in the flat (unpadded) layout: independent of the world size.
+struct FullOptimizerState {
+  std::vector<float> params, exp_avg, exp_avg_sq;
+  int64_t steps = 0;
+};
+
+struct ZeroOptions {
+  AdamWConfig adamw{};
+  bool overlap = true;  // false: wait for each bucket's reduction right after launching it
+};
+
+template <class Stage, Communicator Comm, class Backend = Cpu>
+class ZeroOptimizer final : public ParamStore {
+  static constexpr int stage = Stage::value;
+  using Clock = std::chrono::steady_clock;
+
+ public:
+  ZeroOptimizer(const ParamTable& table, Comm& comm, ZeroOptions options = {})
+      : table_(&table), comm_(&comm), options_(options), layout_(table, comm.size(), comm.rank()) {
+    const int64_t owned_params = stage == 3 ? layout_.shard_size() : layout_.padded_size();
+    params_.assign(size_t(owned_params), 0.0f);
+    accumulated_.assign(size_t(stage == 0 ? layout_.padded_size() : layout_.shard_size()), 0.0f);
+    int64_t largest = 0;
+    for (const ShardBucket& b : layout_.buckets()) largest = std::max(largest, b.padded_size);
+    if (stage <= 1)
+      full_grads_.assign(size_t(layout_.padded_size()), 0.0f);
+    else
+      grad_slots_.assign(2, Slot{std::vector<float>(size_t(largest)), -1});
+    if (stage == 3) param_slots_.assign(2, Slot{std::vector<float>(size_t(largest)), -1});
+    for (const ShardBucket& b : layout_.buckets())
+      if (stage == 0)
+        adamw_.emplace_back(table, options_.adamw, b.begin, b.end);
+      else
+        adamw_.emplace_back(table, options_.adamw, b.chunk_begin(rank()), b.chunk_end(rank()));
+    group_slot_.assign(layout_.buckets().size(), -1);
+  }
+
+  int rank() const { return comm_->rank(); }
+  const ShardLayout& layout() const { return layout_; }
+
+  // DESIGN.md initialisation of the parameters this rank stores (equal to the single-rank init).
+  void init_params(uint64_t seed) {
+    for_each_owned_range([&](int64_t begin, int64_t end, float* out) { init_param_range(*table_, seed, begin, end, out); });
+  }
+
+  // ParamStore --------------------------------------------------------------------------------
+  GroupSpan acquire_params(int group) override {
+    const ShardBucket& b = bucket(group);
+    if constexpr (stage < 3) {
+      return {params_.data() + b.padded_offset, b.begin};
+    } else {
+      const int s = take_slot(param_slots_, group, /*complete_pending=*/false);
+      float* full = param_slots_[size_t(s)].values.data();
+      std::copy_n(params_.data() + b.shard_offset, b.chunk, full + rank() * b.chunk);
+      comm_->all_gather(std::span<const float>(full + rank() * b.chunk, size_t(b.chunk)),
+                        std::span<float>(full, size_t(b.padded_size)));
+      return {full, b.begin};
+    }
+  }
+
+  void release_params(int group) override {
+    if constexpr (stage == 3) release_slot(param_slots_, group);
+  }
+
+  GroupSpan acquire_grads(int group) override {
+    const ShardBucket& b = bucket(group);
+    float* buffer;
+    if constexpr (stage <= 1) {
+      complete_pending(group);  // the previous micro-batch's reduction of this bucket reads the buffer
+      buffer = full_grads_.data() + b.padded_offset;
+    } else {
+      const int s = take_slot(grad_slots_, group, /*complete_pending=*/true);
+      group_slot_[size_t(group)] = s;
+      buffer = grad_slots_[size_t(s)].values.data();
+    }
+    std::fill_n(buffer, b.padded_size, 0.0f);
+    return {buffer, b.begin};
+  }
+
+  void grads_ready(int group) override {
+    const ShardBucket& b = bucket(group);
+    const int slot = stage <= 1 ? -1 : group_slot_[size_t(group)];
+    const std::span<float> full(gradient_buffer(b, slot), size_t(b.padded_size));
+    launch_times_.push_back(seconds_since_start());
+    if constexpr (stage == 0)
+      pending_.push_back({group, slot, comm_->all_reduce_async(full, ReduceOp::sum)});
+    else
+      pending_.push_back({group, slot, comm_->reduce_scatter_async(std::span<const float>(full),
+                                                                   full.subspan(size_t(rank() * b.chunk), size_t(b.chunk)))});
+    if (!options_.overlap) complete_pending(group);
+  }
+
+  // Optimizer step --------------------------------------------------------------------------
+  // Completes the reductions, clips by the global gradient norm (max_norm <= 0: no clipping),
+  // applies AdamW to the owned parameters, all-gathers them (stages 1–2) and clears the
+  // accumulated gradients. Returns the global norm before clipping.
+  double step(double lr, double max_norm) {
+    while (!pending_.empty()) complete_oldest();
+    const double norm = std::sqrt(global_squared_norm());
+    const double coef = clip_coefficient(norm, max_norm);
+    const auto& buckets = layout_.buckets();
+    for (size_t k = 0; k < buckets.size(); ++k) {
+      const ShardBucket& b = buckets[k];
+      if constexpr (stage == 0) {
+        adamw_[k].step(std::span<float>(params_.data() + b.padded_offset, size_t(b.end - b.begin)),
+                       std::span<const float>(accumulated_.data() + b.padded_offset, size_t(b.end - b.begin)), lr, coef);
+      } else {
+        const int64_t n = b.chunk_end(rank()) - b.chunk_begin(rank());
+        float* owned = stage == 3 ? params_.data() + b.shard_offset : params_.data() + b.padded_offset + rank() * b.chunk;
+        adamw_[k].step(std::span<float>(owned, size_t(n)),
+                       std::span<const float>(accumulated_.data() + b.shard_offset, size_t(n)), lr, coef);
+      }
+    }
+    if constexpr (stage == 1 || stage == 2) {
+      std::vector<typename Comm::Handle> gathers;
+      for (const ShardBucket& b : buckets) {
+        const std::span<float> full(params_.data() + b.padded_offset, size_t(b.padded_size));
+        gathers.push_back(comm_->all_gather_async(std::span<const float>(full.subspan(size_t(rank() * b.chunk), size_t(b.chunk))), full));
+      }
+      for (auto& handle : gathers) handle.wait();
+    }
+    std::fill(accumulated_.begin(), accumulated_.end(), 0.0f);
+    ++steps_;
+    return norm;
+  }
+
+  int64_t steps() const { return steps_; }
+
+  ZeroMemory memory() const {
+    auto bytes = [](size_t n) { return int64_t(n * sizeof(float)); };
+    ZeroMemory m;
+    m.parameters = bytes(params_.size());
+    m.gradients = bytes(accumulated_.size());
+    for (const auto& opt : adamw_) m.optimizer += opt.state_bytes();
+    m.buffers = bytes(full_grads_.size());
+    for (const Slot& s : grad_slots_) m.buffers += bytes(s.values.size());
+    for (const Slot& s : param_slots_) m.buffers += bytes(s.values.size());
+    return m;
+  }
+
+  // Seconds (from construction) at which each bucket reduction was launched since the last
+  // clear_timeline(): the evidence that reductions start while the backward is still running.
+  const std::vector<double>& launch_times() const { return launch_times_; }
+  double seconds_since_start() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
+  void clear_timeline() { launch_times_.clear(); }
+
+  // Full state (collective for stages ≥ 1: every rank must call it; every rank gets the result).
+  FullOptimizerState gather_state() {
+    FullOptimizerState state;
+    state.steps = steps_;
+    state.params = gather_flat([&](const ShardBucket& b, size_t) {
+      return stage == 3 ? params_.data() + b.shard_offset : params_.data() + b.padded_offset + rank() * b.chunk;
+    }, stage < 3);
+    state.exp_avg = gather_flat([&](const ShardBucket&, size_t k) { return adamw_[k].first_moment().data(); }, false);
+    state.exp_avg_sq = gather_flat([&](const ShardBucket&, size_t k) { return adamw_[k].second_moment().data(); }, false);
+    return state;
+  }
+
+  // Loads a full state saved at any world size; this rank keeps what it owns.
+  void load_state(const FullOptimizerState& state) {
+    const auto n = size_t(table_->size());
+    SFM_CHECK(state.params.size() == n && state.exp_avg.size() == n && state.exp_avg_sq.size() == n,
+              "optimizer state holds ", state.params.size(), " parameters, the model has ", n);
+    for_each_owned_range([&](int64_t begin, int64_t end, float* out) {
+      std::copy(state.params.begin() + begin, state.params.begin() + end, out);
+    });
+    const auto& buckets = layout_.buckets();
+    for (size_t k = 0; k < buckets.size(); ++k) {
+      const int64_t begin = stage == 0 ? buckets[k].begin : buckets[k].chunk_begin(rank());
+      const auto m = adamw_[k].first_moment(), v = adamw_[k].second_moment();
+      std::copy_n(state.exp_avg.begin() + begin, m.size(), m.begin());
+      std::copy_n(state.exp_avg_sq.begin() + begin, v.size(), v.begin());
+      adamw_[k].set_steps(state.steps);
+    }
+    steps_ = state.steps;
+  }
+
+ private:
+  struct Slot {
+    std::vector<float> values;
+    int group;  // -1: free
+  };
+  struct Pending {
+    int group;
+    int slot;  // the gradient slot (stages 2–3), -1 for the full buffer
+    typename Comm::Handle handle;
+  };
+
+  // Where a bucket's gradients of the current micro-batch live: the full buffer or a slot.
+  float* gradient_buffer(const ShardBucket& b, int slot) {
+    return slot < 0 ? full_grads_.data() + b.padded_offset : grad_slots_[size_t(slot)].values.data();
+  }
+
+  const ShardBucket& bucket(int group) const {
+    SFM_CHECK(group >= 0 && size_t(group) < layout_.buckets().size(), "ZeroOptimizer: no parameter group ", group);
+    return layout_.buckets()[size_t(group)];
+  }
+
+  // Calls f(flat begin, flat end, destination) for every flat range whose parameters this rank stores.
+  template <class F>
+  void for_each_owned_range(F f) {
+    for (const ShardBucket& b : layout_.buckets()) {
+      if constexpr (stage < 3)
+        f(b.begin, b.end, params_.data() + b.padded_offset);
+      else
+        f(b.chunk_begin(rank()), b.chunk_end(rank()), params_.data() + b.shard_offset);
+    }
+  }
+
+  // A free slot for `group`, completing the oldest pending reductions until one frees up.
+  int take_slot(std::vector<Slot>& slots, int group, bool complete_pending) {
+    for (;;) {
+      for (size_t s = 0; s < slots.size(); ++s)
+        if (slots[s].group < 0) {
+          slots[s].group = group;
+          return int(s);
+        }
+      SFM_CHECK(complete_pending && !pending_.empty(), "ZeroOptimizer: more than ", slots.size(),
+                " parameter groups held at once");
+      complete_oldest();
+    }
+  }
+  static void release_slot(std::vector<Slot>& slots, int group) {
+    for (Slot& s : slots)
+      if (s.group == group) s.group = -1;
+  }
+
+  // Waits for the oldest reduction and adds its result to the accumulator.
+  void complete_oldest() {
+    Pending p = std::move(pending_.front());
+    pending_.pop_front();
+    p.handle.wait();
+    const ShardBucket& b = bucket(p.group);
+    const float* full = gradient_buffer(b, p.slot);
+    if constexpr (stage == 0) {
+      float* acc = accumulated_.data() + b.padded_offset;
+      for (int64_t i = 0; i < b.padded_size; ++i) acc[i] += full[i];
+    } else {
+      const float* reduced = full + rank() * b.chunk;
+      float* acc = accumulated_.data() + b.shard_offset;
+      for (int64_t i = 0; i < b.chunk; ++i) acc[i] += reduced[i];
+    }
+    if (p.slot >= 0) grad_slots_[size_t(p.slot)].group = -1;
+  }
+
+  void complete_pending(int group) {
+    while (std::any_of(pending_.begin(), pending_.end(), [&](const Pending& p) { return p.group == group; }))
+      complete_oldest();
+  }
+
+  // Σ g² over all gradients, as Σ_r (partial of chunk r, buckets in order) in rank order, so every
+  // stage and world layout sums the same numbers in the same order.
+  double global_squared_norm() {
+    const auto& buckets = layout_.buckets();
+    std::vector<double> partials(size_t(layout_.ranks()), 0.0);
+    for (int r = 0; r < layout_.ranks(); ++r) {
+      if (stage > 0 && r != rank()) continue;
+      double sum = 0;
+      for (const ShardBucket& b : buckets) {
+        const float* chunk = stage == 0 ? accumulated_.data() + b.padded_offset + r * b.chunk
+                                        : accumulated_.data() + b.shard_offset;
+        for (int64_t i = 0; i < b.chunk; ++i) sum += double(chunk[i]) * double(chunk[i]);
+      }
+      partials[size_t(r)] = sum;
+    }
+    if constexpr (stage > 0) {
+      const double mine = partials[size_t(rank())];
+      comm_->all_gather(std::span<const double>(&mine, 1), std::span<double>(partials));
+    }
+    double total = 0;
+    for (double p : partials) total += p;
+    return total;
+  }
+
+  // The full flat vector of a per-chunk quantity; chunk(bucket, k) points at this rank's chunk
+  // values (unpadded length). `replicated`: every rank already holds all of it in params_.
+  template <class Chunk>
+  std::vector<float> gather_flat(Chunk chunk, bool replicated) {
+    std::vector<float> flat(size_t(table_->size()));
+    const auto& buckets = layout_.buckets();
+    for (size_t k = 0; k < buckets.size(); ++k) {
+      const ShardBucket& b = buckets[k];
+      if (replicated) {
+        std::copy_n(params_.data() + b.padded_offset, b.end - b.begin, flat.begin() + b.begin);
+        continue;
+      }
+      if (stage == 0) {  // moments are replicated too: this rank's AdamW covers the whole bucket
+        std::copy_n(chunk(b, k), b.end - b.begin, flat.begin() + b.begin);
+        continue;
+      }
+      std::vector<float> mine(size_t(b.chunk), 0.0f), full(size_t(b.padded_size));
+      std::copy_n(chunk(b, k), b.chunk_end(rank()) - b.chunk_begin(rank()), mine.begin());
+      comm_->all_gather(std::span<const float>(mine), std::span<float>(full));
+      std::copy_n(full.begin(), b.end - b.begin, flat.begin() + b.begin);
+    }
+    return flat;
+  }
+
+  const ParamTable* table_;
+  Comm* comm_;
+  ZeroOptions options_;
+  ShardLayout layout_;
+  std::vector<float> params_;       // padded full (stages 0–2) or this rank's shard (stage 3)
+  std::vector<float> accumulated_;  // reduced gradients: padded full (stage 0) or the shard
+  std::vector<float> full_grads_;   // stages 0–1: this micro-batch's gradients, padded full
+  std::vector<Slot> grad_slots_;    // stages 2–3: bucket-sized gradient buffers
+  std::vector<Slot> param_slots_;   // stage 3: gathered parameter groups
+  std::vector<int> group_slot_;     // stages 2–3: the gradient slot of each group in flight
+  std::vector<AdamW<Backend>> adamw_;  // one per bucket: the whole bucket (stage 0) or this rank's chunk
+  std::deque<Pending> pending_;
+  std::vector<double> launch_times_;
+  Clock::time_point start_ = Clock::now();
+  int64_t steps_ = 0;
+};
+
+}  // namespace sfm

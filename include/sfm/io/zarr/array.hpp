@@ -1,0 +1,362 @@
+// sfm::io::zarr::Array: one Zarr v2 or v3 array in a Store, read as dense float32 boxes.
+//
+// read_box(start, shape) works out the chunks (or, for sharded arrays, the inner chunks) the box
+// touches, takes what it can from a byte-bounded LRU cache of decoded chunks, fetches the rest with
+// one Store::get_many (sharded: one get_many for the shard indexes, one for the inner chunks' byte
+// ranges), decodes them in parallel on a thread pool and copies the overlaps into the output in C
+// order. Missing chunks read as the fill value. Copies of an Array share its cache and counters.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "sfm/core/error.hpp"
+#include "sfm/io/store.hpp"
+#include "sfm/io/thread_pool.hpp"
+#include "sfm/io/zarr/cache.hpp"
+#include "sfm/io/zarr/metadata.hpp"
+#include "sfm/io/zarr/nd.hpp"
+#include "sfm/io/zarr/pipeline.hpp"
+
+namespace sfm::io::zarr {
+
+struct ArrayOptions {
+  size_t cache_bytes = size_t(256) << 20;  // decoded-chunk cache budget (0 disables caching)
+  ThreadPool* pool = nullptr;              // decode pool; nullptr = ThreadPool::shared()
+};
+
+// Counters since open (or the last reset_stats); shared by copies of the Array.
+struct ReadStats {
+  uint64_t requests = 0;       // store requests issued (metadata excluded)
+  uint64_t bytes_fetched = 0;  // bytes those requests returned
+  uint64_t cache_hits = 0;     // chunks served from the cache
+  uint64_t cache_misses = 0;   // chunks fetched (or found missing) in the store
+  uint64_t chunks_decoded = 0;
+  double decode_seconds = 0;   // summed over decode threads
+};
+
+inline std::string describe_key(const Store& store, const std::string& key) {
+  return store.describe() + " key '" + key + "'";
+}
+
+class Array {
+ public:
+  // Opens the array at `path` ("" = store root): zarr.json (v3) or .zarray (+ .zattrs) (v2).
+  static Array open(std::shared_ptr<Store> store, const std::string& path, ArrayOptions options = {}) {
+    SFM_CHECK(store != nullptr, "zarr::Array::open: null store");
+    const std::string p = normalize_path(path);
+    const std::vector<StoreRequest> requests{{join_key(p, "zarr.json"), {}}, {join_key(p, ".zarray"), {}},
+                                             {join_key(p, ".zattrs"), {}}};
+    auto docs = store->get_many(requests);
+    SFM_CHECK(docs.size() == 3, store->describe(), ": get_many returned ", docs.size(), " results for 3 requests");
+    if (docs[0]) {
+      const json j = parse_json(*docs[0], *store, requests[0].key);
+      SFM_CHECK(j.value("node_type", "") == "array", describe_key(*store, requests[0].key), " is a Zarr v3 ",
+                j.value("node_type", "?"), ", not an array");
+      return Array(store, p, parse_v3_array(j, describe_key(*store, requests[0].key)), options);
+    }
+    if (docs[1]) {
+      const json attrs = docs[2] ? parse_json(*docs[2], *store, requests[2].key) : json(nullptr);
+      return Array(store, p,
+                   parse_v2_array(parse_json(*docs[1], *store, requests[1].key), attrs, describe_key(*store, requests[1].key)),
+                   options);
+    }
+    fail("no Zarr array at '", p, "' in ", store->describe(), " (neither zarr.json nor .zarray exists)");
+  }
+
+  // From metadata already in hand (consolidated metadata).
+  Array(std::shared_ptr<Store> store, std::string path, ArrayMetadata metadata, ArrayOptions options = {})
+      : state_(std::make_shared<State>(options.cache_bytes)) {
+    state_->store = std::move(store);
+    state_->path = normalize_path(std::move(path));
+    state_->meta = std::move(metadata);
+    state_->pool = options.pool;
+    state_->pipeline = Pipeline::for_array(state_->meta, where_metadata());
+    const auto* sharding = state_->pipeline->sharding();
+    state_->sharded = sharding != nullptr;
+  }
+
+  const ArrayMetadata& metadata() const { return state_->meta; }
+  const std::vector<int64_t>& shape() const { return state_->meta.shape; }
+  size_t rank() const { return state_->meta.shape.size(); }
+  const std::string& path() const { return state_->path; }
+  const std::shared_ptr<Store>& store() const { return state_->store; }
+  std::string describe() const { return state_->store->describe() + " array '" + state_->path + "'"; }
+
+  // The box [start, start + shape) as dense float32 in C order.
+  std::vector<float> read_box(std::span<const int64_t> start, std::span<const int64_t> shape) const {
+    check_box(start, shape);
+    std::vector<float> out(size_t(nd::count(shape)));
+    read_box(start, shape, out);
+    return out;
+  }
+  // Same, into a caller-provided buffer of exactly prod(shape) floats.
+  void read_box(std::span<const int64_t> start, std::span<const int64_t> shape, std::span<float> out) const;
+
+  std::vector<float> read_all() const {
+    const std::vector<int64_t> zero(rank(), 0);
+    return read_box(zero, shape());
+  }
+
+  ReadStats stats() const {
+    const State& s = *state_;
+    return {s.requests.load(), s.bytes.load(), s.hits.load(), s.misses.load(), s.decoded.load(),
+            double(s.decode_ns.load()) * 1e-9};
+  }
+  void reset_stats() const {
+    State& s = *state_;
+    s.requests = s.bytes = s.hits = s.misses = s.decoded = s.decode_ns = 0;
+  }
+  ChunkCache& cache() const { return state_->cache; }
+
+ private:
+  struct State {
+    explicit State(size_t cache_bytes) : cache(cache_bytes) {}
+    std::shared_ptr<Store> store;
+    std::string path;
+    ArrayMetadata meta;
+    std::shared_ptr<const Pipeline> pipeline;
+    bool sharded = false;
+    ThreadPool* pool = nullptr;
+    ChunkCache cache;
+    std::mutex index_mutex;
+    std::map<std::string, std::shared_ptr<const std::vector<uint64_t>>> shard_indexes;  // null = shard missing
+    std::atomic<uint64_t> requests{0}, bytes{0}, hits{0}, misses{0}, decoded{0}, decode_ns{0};
+  };
+
+  // One decode unit of a read: a chunk, or an inner chunk of a shard.
+  struct Unit {
+    std::vector<int64_t> index;  // in the unit grid (chunks, or inner chunks)
+    std::string store_key;       // the chunk, or the shard holding it
+    int64_t inner = -1;          // linear inner-chunk index inside the shard
+    std::string cache_key;
+    ChunkPtr data;               // null: fill
+    bool ready = false;
+  };
+
+  static json parse_json(const Bytes& bytes, const Store& store, const std::string& key) {
+    try {
+      return json::parse(reinterpret_cast<const char*>(bytes.data()), reinterpret_cast<const char*>(bytes.data()) + bytes.size());
+    } catch (const json::exception& e) {
+      fail(describe_key(store, key), ": invalid JSON: ", e.what());
+    }
+  }
+
+  std::string where_metadata() const {
+    return describe_key(*state_->store, join_key(state_->path, state_->meta.zarr_format == 3 ? "zarr.json" : ".zarray"));
+  }
+  ThreadPool& pool() const { return state_->pool ? *state_->pool : ThreadPool::shared(); }
+
+  void check_box(std::span<const int64_t> start, std::span<const int64_t> shape) const {
+    const auto& ashape = state_->meta.shape;
+    bool ok = start.size() == ashape.size() && shape.size() == ashape.size();
+    for (size_t d = 0; ok && d < ashape.size(); ++d)
+      ok = start[d] >= 0 && shape[d] >= 0 && start[d] <= ashape[d] && shape[d] <= ashape[d] - start[d];
+    if (ok) return;
+    const auto list = [](std::span<const int64_t> v) {
+      std::ostringstream s;
+      s << '[';
+      for (size_t i = 0; i < v.size(); ++i) s << (i ? "," : "") << v[i];
+      s << ']';
+      return s.str();
+    };
+    fail("read_box: box start ", list(start), " shape ", list(shape), " lies outside ", describe(), " of shape ",
+         list(ashape));
+  }
+
+  // Decodes native bytes to a float chunk, timing it.
+  ChunkPtr decode_unit(ByteView encoded, std::span<const int64_t> shape, const Pipeline& pipeline,
+                       const std::string& where) const {
+    const auto t0 = std::chrono::steady_clock::now();
+    const Bytes raw = pipeline.decode(encoded, shape, where);
+    auto chunk = std::make_shared<std::vector<float>>(size_t(nd::count(shape)));
+    convert_to_float(pipeline.dtype(), raw.data(), chunk->data(), chunk->size());
+    state_->decode_ns += uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+    ++state_->decoded;
+    return chunk;
+  }
+
+  void fetch_plain(std::vector<Unit*>& todo) const;
+  void fetch_sharded(std::vector<Unit*>& todo) const;
+
+  std::shared_ptr<State> state_;
+};
+
+inline void Array::read_box(std::span<const int64_t> start, std::span<const int64_t> shape, std::span<float> out) const {
+  check_box(start, shape);
+  SFM_CHECK(out.size() == size_t(nd::count(shape)), "read_box: output buffer holds ", out.size(), " floats, the box ",
+            nd::count(shape));
+  if (out.empty()) return;
+  const ArrayMetadata& m = state_->meta;
+  const size_t rank = m.rank();
+  const std::vector<int64_t>& unit_shape = m.chunk_shape();
+  // The units the box touches.
+  std::vector<int64_t> first(rank), extent(rank);
+  for (size_t d = 0; d < rank; ++d) {
+    first[d] = start[d] / unit_shape[d];
+    extent[d] = (start[d] + shape[d] - 1) / unit_shape[d] - first[d] + 1;
+  }
+  std::vector<Unit> units;
+  units.reserve(size_t(nd::count(extent)));
+  std::vector<int64_t> per_shard(rank, 1);
+  if (state_->sharded)
+    for (size_t d = 0; d < rank; ++d) per_shard[d] = m.grid_chunks[d] / unit_shape[d];
+  nd::for_each_index(extent, [&](std::span<const int64_t> i) {
+    Unit u;
+    u.index.resize(rank);
+    std::vector<int64_t> grid(rank), local(rank);
+    for (size_t d = 0; d < rank; ++d) {
+      u.index[d] = first[d] + i[d];
+      grid[d] = u.index[d] / per_shard[d];
+      local[d] = u.index[d] % per_shard[d];
+    }
+    u.store_key = join_key(state_->path, m.chunk_key(grid));
+    u.cache_key = u.store_key;
+    if (state_->sharded) {
+      int64_t lin = 0;
+      for (size_t d = 0; d < rank; ++d) lin = lin * per_shard[d] + local[d];
+      u.inner = lin;
+      u.cache_key += "#" + std::to_string(lin);
+    }
+    units.push_back(std::move(u));
+  });
+  // Cache lookups.
+  std::vector<Unit*> todo;
+  for (Unit& u : units) {
+    if (auto hit = state_->cache.get(u.cache_key)) {
+      u.data = *hit;
+      u.ready = true;
+      ++state_->hits;
+    } else {
+      todo.push_back(&u);
+    }
+  }
+  state_->misses += todo.size();
+  if (!todo.empty()) {
+    if (state_->sharded) fetch_sharded(todo);
+    else fetch_plain(todo);
+    for (Unit* u : todo) state_->cache.put(u->cache_key, u->data);
+  }
+  // Copy each unit's overlap with the box into the output.
+  const float fill = float(m.fill.as_double());
+  const std::vector<int64_t> zero(rank, 0);
+  pool().parallel_for(units.size(), [&](size_t k) {
+    const Unit& u = units[k];
+    std::vector<int64_t> src_start(rank), dst_start(rank), ext(rank);
+    for (size_t d = 0; d < rank; ++d) {
+      const int64_t lo = std::max(start[d], u.index[d] * unit_shape[d]);
+      const int64_t hi = std::min(start[d] + shape[d], (u.index[d] + 1) * unit_shape[d]);
+      src_start[d] = lo - u.index[d] * unit_shape[d];
+      dst_start[d] = lo - start[d];
+      ext[d] = hi - lo;
+    }
+    if (u.data) {
+      nd::copy_box(reinterpret_cast<std::byte*>(out.data()), shape, dst_start,
+                   reinterpret_cast<const std::byte*>(u.data->data()), unit_shape, src_start, ext, sizeof(float));
+    } else {
+      nd::fill_box(out.data(), shape, dst_start, ext, fill);
+    }
+  });
+}
+
+inline void Array::fetch_plain(std::vector<Unit*>& todo) const {
+  std::vector<StoreRequest> requests;
+  for (Unit* u : todo) requests.push_back({u->store_key, std::nullopt});
+  auto results = state_->store->get_many(requests);
+  SFM_CHECK(results.size() == requests.size(), state_->store->describe(), ": get_many returned ", results.size(),
+            " results for ", requests.size(), " requests");
+  state_->requests += requests.size();
+  for (const auto& r : results)
+    if (r) state_->bytes += r->size();
+  const auto& chunk_shape = state_->meta.chunk_shape();
+  pool().parallel_for(todo.size(), [&](size_t k) {
+    Unit& u = *todo[k];
+    if (results[k]) u.data = decode_unit(*results[k], chunk_shape, *state_->pipeline, describe_key(*state_->store, u.store_key));
+    u.ready = true;
+  });
+}
+
+inline void Array::fetch_sharded(std::vector<Unit*>& todo) const {
+  const ArrayMetadata& m = state_->meta;
+  const stage::Sharding& sharding = *state_->pipeline->sharding();
+  const std::vector<int64_t>& shard_shape = m.grid_chunks;
+  const size_t isize = Pipeline::index_nbytes(sharding, shard_shape);
+  // 1. Shard indexes not yet known.
+  std::map<std::string, std::shared_ptr<const std::vector<uint64_t>>> indexes;
+  std::vector<StoreRequest> requests;
+  {
+    std::lock_guard lock(state_->index_mutex);
+    for (Unit* u : todo) {
+      if (indexes.count(u->store_key)) continue;
+      if (auto it = state_->shard_indexes.find(u->store_key); it != state_->shard_indexes.end()) {
+        indexes[u->store_key] = it->second;
+      } else {
+        indexes[u->store_key] = nullptr;
+        requests.push_back({u->store_key, sharding.index_at_end ? ByteRange{-int64_t(isize), -1} : ByteRange{0, int64_t(isize)}});
+      }
+    }
+  }
+  if (!requests.empty()) {
+    auto results = state_->store->get_many(requests);
+    SFM_CHECK(results.size() == requests.size(), state_->store->describe(), ": get_many returned ", results.size(),
+              " results for ", requests.size(), " requests");
+    state_->requests += requests.size();
+    std::vector<std::shared_ptr<const std::vector<uint64_t>>> decoded(results.size());
+    for (const auto& r : results)
+      if (r) state_->bytes += r->size();
+    pool().parallel_for(results.size(), [&](size_t k) {
+      if (results[k])
+        decoded[k] = std::make_shared<const std::vector<uint64_t>>(Pipeline::decode_index(
+            sharding, *results[k], shard_shape, describe_key(*state_->store, requests[k].key)));
+    });
+    std::lock_guard lock(state_->index_mutex);
+    if (state_->shard_indexes.size() > 65536) state_->shard_indexes.clear();
+    for (size_t k = 0; k < requests.size(); ++k) {
+      indexes[requests[k].key] = decoded[k];
+      state_->shard_indexes[requests[k].key] = decoded[k];
+    }
+  }
+  // 2. Inner chunks present in their shard.
+  std::vector<Unit*> fetch;
+  requests.clear();
+  for (Unit* u : todo) {
+    const auto& index = indexes[u->store_key];
+    const uint64_t off = index ? (*index)[size_t(2 * u->inner)] : Pipeline::kMissing;
+    const uint64_t len = index ? (*index)[size_t(2 * u->inner + 1)] : Pipeline::kMissing;
+    if (off == Pipeline::kMissing && len == Pipeline::kMissing) {
+      u->ready = true;  // missing shard or inner chunk: fill
+      continue;
+    }
+    SFM_CHECK(off <= uint64_t(INT64_MAX) && len <= uint64_t(INT64_MAX),
+              describe_key(*state_->store, u->store_key), ": corrupt shard index entry ", u->inner);
+    fetch.push_back(u);
+    requests.push_back({u->store_key, ByteRange{int64_t(off), int64_t(len)}});
+  }
+  if (requests.empty()) return;
+  auto results = state_->store->get_many(requests);
+  SFM_CHECK(results.size() == requests.size(), state_->store->describe(), ": get_many returned ", results.size(),
+            " results for ", requests.size(), " requests");
+  state_->requests += requests.size();
+  for (const auto& r : results)
+    if (r) state_->bytes += r->size();
+  pool().parallel_for(fetch.size(), [&](size_t k) {
+    Unit& u = *fetch[k];
+    const std::string where = describe_key(*state_->store, u.store_key) + " inner chunk " + std::to_string(u.inner);
+    SFM_CHECK(results[k].has_value(), where, ": the shard disappeared between index and chunk reads");
+    SFM_CHECK(results[k]->size() == size_t(requests[k].range->length), where, ": bytes [", requests[k].range->offset,
+              ", ", requests[k].range->offset + requests[k].range->length, ") lie beyond the end of the shard (got ",
+              results[k]->size(), " bytes): truncated shard");
+    u.data = decode_unit(*results[k], sharding.inner, *sharding.codecs, where);
+    u.ready = true;
+  });
+}
+
+}  // namespace sfm::io::zarr

@@ -1,0 +1,282 @@
+// Bytes-to-bytes codecs of Zarr v2 (compressors) and v3: blosc, zstd, zlib, gzip, lz4 (numcodecs'
+// framing) and crc32c, each as an encode and a bounds-checked decode.
+//
+// Every decode takes `limit`, the most bytes it may produce, and `where` (store and chunk key) for
+// its errors: corrupt or truncated input raises sfm::Error naming the codec, the place and what was
+// wrong, and never reads outside the input. The C libraries are Debian's (libblosc, libzstd, zlib,
+// liblz4); a codec whose library was not found at build time fails with "unsupported: ...".
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "sfm/core/error.hpp"
+
+#if __has_include(<blosc.h>)
+#include <blosc.h>
+#define SFM_ZARR_HAVE_BLOSC 1
+#endif
+#if __has_include(<zstd.h>)
+#include <zstd.h>
+#define SFM_ZARR_HAVE_ZSTD 1
+#endif
+#if __has_include(<zlib.h>)
+#include <zlib.h>
+#define SFM_ZARR_HAVE_ZLIB 1
+#endif
+#if __has_include(<lz4.h>)
+#include <lz4.h>
+#define SFM_ZARR_HAVE_LZ4 1
+#endif
+
+namespace sfm::io::zarr::codec {
+
+using Bytes = std::vector<std::byte>;
+using ByteView = std::span<const std::byte>;
+
+// ---- crc32c (Castagnoli, reflected polynomial 0x82F63B78), as the v3 crc32c codec uses -----------
+inline uint32_t crc32c(ByteView data, uint32_t crc = 0) {
+  static const std::array<uint32_t, 256> table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1u) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  crc = ~crc;
+  for (std::byte b : data) crc = table[(crc ^ uint32_t(b)) & 0xffu] ^ (crc >> 8);
+  return ~crc;
+}
+
+inline uint32_t load_le32(const std::byte* p) {
+  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+}
+inline void store_le32(std::byte* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = std::byte((v >> (8 * i)) & 0xffu);
+}
+
+// Appends the 4-byte little-endian checksum.
+inline Bytes crc32c_encode(ByteView in) {
+  Bytes out(in.begin(), in.end());
+  out.resize(in.size() + 4);
+  store_le32(out.data() + in.size(), crc32c(in));
+  return out;
+}
+// Verifies and strips the checksum.
+inline Bytes crc32c_decode(ByteView in, const std::string& where) {
+  SFM_CHECK(in.size() >= 4, "crc32c: ", where, ": ", in.size(), " bytes, too short for a checksum");
+  const ByteView payload = in.first(in.size() - 4);
+  const uint32_t stored = load_le32(in.data() + payload.size());
+  const uint32_t actual = crc32c(payload);
+  SFM_CHECK(stored == actual, "crc32c: ", where, ": checksum mismatch (stored 0x", std::hex, stored,
+            ", computed 0x", actual, std::dec, ")");
+  return Bytes(payload.begin(), payload.end());
+}
+
+// ---- shuffle (numcodecs Shuffle: byte k of every element stored together) ----------------------
+inline Bytes shuffle_bytes(ByteView in, size_t elementsize, bool encode) {
+  Bytes out(in.size());
+  const size_t n = elementsize ? in.size() / elementsize : 0;
+  if (elementsize <= 1 || n == 0) return Bytes(in.begin(), in.end());
+  for (size_t i = 0; i < n; ++i)
+    for (size_t b = 0; b < elementsize; ++b) {
+      if (encode) out[b * n + i] = in[i * elementsize + b];
+      else out[i * elementsize + b] = in[b * n + i];
+    }
+  const size_t tail = n * elementsize;  // numcodecs leaves a partial element at the end as is
+  std::copy(in.begin() + tail, in.end(), out.begin() + tail);
+  return out;
+}
+
+// ---- blosc ---------------------------------------------------------------------------------------
+// shuffle: 0 none, 1 byte, 2 bit. Decoding trusts the blosc header (typesize, shuffle, codec).
+inline Bytes blosc_encode(ByteView in, const std::string& cname, int clevel, int shuffle, int typesize,
+                          size_t blocksize = 0) {
+#ifdef SFM_ZARR_HAVE_BLOSC
+  SFM_CHECK(in.size() <= size_t(BLOSC_MAX_BUFFERSIZE), "blosc: chunk of ", in.size(), " bytes is too large for blosc");
+  Bytes out(in.size() + BLOSC_MAX_OVERHEAD);
+  const int n = blosc_compress_ctx(clevel, shuffle, size_t(typesize > 0 ? typesize : 1), in.size(), in.data(),
+                                   out.data(), out.size(), cname.c_str(), blocksize, 1);
+  SFM_CHECK(n > 0, "blosc: compression with cname '", cname, "' failed (", n, "; is the compressor built into libblosc?)");
+  out.resize(size_t(n));
+  return out;
+#else
+  (void)in, (void)cname, (void)clevel, (void)shuffle, (void)typesize, (void)blocksize;
+  fail("unsupported: blosc codec (sfm was built without libblosc)");
+#endif
+}
+
+inline Bytes blosc_decode(ByteView in, size_t limit, const std::string& where) {
+#ifdef SFM_ZARR_HAVE_BLOSC
+  size_t nbytes = 0;
+  SFM_CHECK(in.size() >= BLOSC_MIN_HEADER_LENGTH && blosc_cbuffer_validate(in.data(), in.size(), &nbytes) == 0,
+            "blosc: ", where, ": corrupt or truncated blosc buffer (", in.size(), " bytes)");
+  SFM_CHECK(nbytes <= limit, "blosc: ", where, ": header says ", nbytes, " bytes decoded, more than the expected ", limit);
+  Bytes out(nbytes);
+  if (nbytes == 0) return out;
+  const int n = blosc_decompress_ctx(in.data(), out.data(), out.size(), 1);
+  SFM_CHECK(n > 0 && size_t(n) == nbytes, "blosc: ", where, ": decompression failed (corrupt data, result ", n, ")");
+  return out;
+#else
+  (void)in, (void)limit;
+  fail("unsupported: blosc codec at ", where, " (sfm was built without libblosc)");
+#endif
+}
+
+// ---- zstd ----------------------------------------------------------------------------------------
+inline Bytes zstd_encode(ByteView in, int level, bool checksum) {
+#ifdef SFM_ZARR_HAVE_ZSTD
+  ZSTD_CCtx* ctx = ZSTD_createCCtx();
+  SFM_CHECK(ctx != nullptr, "zstd: out of memory");
+  ZSTD_CCtx_setParameter(ctx, ZSTD_c_compressionLevel, level);
+  ZSTD_CCtx_setParameter(ctx, ZSTD_c_checksumFlag, checksum ? 1 : 0);
+  Bytes out(ZSTD_compressBound(in.size()));
+  const size_t n = ZSTD_compress2(ctx, out.data(), out.size(), in.data(), in.size());
+  ZSTD_freeCCtx(ctx);
+  SFM_CHECK(!ZSTD_isError(n), "zstd: compression failed: ", ZSTD_getErrorName(n));
+  out.resize(n);
+  return out;
+#else
+  (void)in, (void)level, (void)checksum;
+  fail("unsupported: zstd codec (sfm was built without libzstd)");
+#endif
+}
+
+// Frames with a content size decode in one call; frames without one (streamed) decode by stream,
+// bounded by `limit`.
+inline Bytes zstd_decode(ByteView in, size_t limit, const std::string& where) {
+#ifdef SFM_ZARR_HAVE_ZSTD
+  const unsigned long long size = ZSTD_getFrameContentSize(in.data(), in.size());
+  SFM_CHECK(size != ZSTD_CONTENTSIZE_ERROR, "zstd: ", where, ": not a zstd frame (corrupt or truncated, ", in.size(), " bytes)");
+  if (size != ZSTD_CONTENTSIZE_UNKNOWN) {
+    SFM_CHECK(size <= limit, "zstd: ", where, ": frame says ", size, " bytes decoded, more than the expected ", limit);
+    Bytes out(static_cast<size_t>(size));
+    const size_t n = ZSTD_decompress(out.data(), out.size(), in.data(), in.size());
+    if (!ZSTD_isError(n) && n == size) return out;
+    // Several frames, or a corrupt one: the streaming decoder below finds out which, with bounds.
+  }
+  ZSTD_DStream* stream = ZSTD_createDStream();
+  SFM_CHECK(stream != nullptr, "zstd: out of memory");
+  Bytes out;
+  ZSTD_inBuffer input{in.data(), in.size(), 0};
+  size_t last = 1;
+  std::string error;
+  while (input.pos < input.size || last != 0) {
+    const size_t before = out.size();
+    const size_t grow = std::min<size_t>(std::max<size_t>(ZSTD_DStreamOutSize(), before), limit + 1 - before);
+    if (grow == 0) { error = "decoded data exceeds the expected " + std::to_string(limit) + " bytes"; break; }
+    out.resize(before + grow);
+    ZSTD_outBuffer output{out.data() + before, grow, 0};
+    last = ZSTD_decompressStream(stream, &output, &input);
+    out.resize(before + output.pos);
+    if (ZSTD_isError(last)) { error = ZSTD_getErrorName(last); break; }
+    if (out.size() > limit) { error = "decoded data exceeds the expected " + std::to_string(limit) + " bytes"; break; }
+    if (input.pos == input.size && last != 0 && output.pos < grow) { error = "truncated frame"; break; }
+  }
+  ZSTD_freeDStream(stream);
+  SFM_CHECK(error.empty(), "zstd: ", where, ": ", error);
+  return out;
+#else
+  (void)in, (void)limit;
+  fail("unsupported: zstd codec at ", where, " (sfm was built without libzstd)");
+#endif
+}
+
+// ---- zlib / gzip ---------------------------------------------------------------------------------
+inline Bytes zlib_encode(ByteView in, int level, bool gzip) {
+#ifdef SFM_ZARR_HAVE_ZLIB
+  z_stream z{};
+  SFM_CHECK(deflateInit2(&z, level, Z_DEFLATED, gzip ? 15 + 16 : 15, 8, Z_DEFAULT_STRATEGY) == Z_OK, "zlib: init failed");
+  Bytes out(deflateBound(&z, uLong(in.size())) + 32);
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<std::byte*>(in.data()));
+  z.avail_in = uInt(in.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = uInt(out.size());
+  const int rc = deflate(&z, Z_FINISH);
+  const size_t n = z.total_out;
+  deflateEnd(&z);
+  SFM_CHECK(rc == Z_STREAM_END, "zlib: compression failed (", rc, ")");
+  out.resize(n);
+  return out;
+#else
+  (void)in, (void)level, (void)gzip;
+  fail("unsupported: zlib/gzip codec (sfm was built without zlib)");
+#endif
+}
+
+inline Bytes zlib_decode(ByteView in, size_t limit, bool gzip, const std::string& where) {
+#ifdef SFM_ZARR_HAVE_ZLIB
+  const char* name = gzip ? "gzip" : "zlib";
+  z_stream z{};
+  SFM_CHECK(inflateInit2(&z, gzip ? 15 + 16 : 15) == Z_OK, name, ": init failed");
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<std::byte*>(in.data()));
+  z.avail_in = uInt(in.size());
+  Bytes out;
+  int rc = Z_OK;
+  std::string error;
+  while (rc != Z_STREAM_END) {
+    const size_t before = out.size();
+    const size_t grow = std::min<size_t>(std::max<size_t>(size_t(1) << 16, before), limit + 1 - before);
+    if (grow == 0) { error = "decoded data exceeds the expected " + std::to_string(limit) + " bytes"; break; }
+    out.resize(before + grow);
+    z.next_out = reinterpret_cast<Bytef*>(out.data() + before);
+    z.avail_out = uInt(grow);
+    rc = inflate(&z, Z_NO_FLUSH);
+    out.resize(before + (grow - z.avail_out));
+    if (rc == Z_STREAM_END) break;
+    if (rc == Z_BUF_ERROR && z.avail_in == 0) { error = "truncated stream"; break; }
+    if (rc != Z_OK && rc != Z_BUF_ERROR) { error = z.msg ? z.msg : "corrupt stream"; break; }
+    if (out.size() > limit) { error = "decoded data exceeds the expected " + std::to_string(limit) + " bytes"; break; }
+  }
+  inflateEnd(&z);
+  SFM_CHECK(error.empty(), name, ": ", where, ": ", error);
+  return out;
+#else
+  (void)in, (void)limit;
+  fail("unsupported: ", gzip ? "gzip" : "zlib", " codec at ", where, " (sfm was built without zlib)");
+#endif
+}
+
+// ---- lz4 (numcodecs framing: 4-byte little-endian decoded size, then one LZ4 block) -------------
+inline Bytes lz4_encode(ByteView in, int acceleration) {
+#ifdef SFM_ZARR_HAVE_LZ4
+  SFM_CHECK(in.size() <= size_t(LZ4_MAX_INPUT_SIZE), "lz4: chunk of ", in.size(), " bytes is too large");
+  Bytes out(4 + size_t(LZ4_compressBound(int(in.size()))));
+  store_le32(out.data(), uint32_t(in.size()));
+  const int n = LZ4_compress_fast(reinterpret_cast<const char*>(in.data()), reinterpret_cast<char*>(out.data() + 4),
+                                  int(in.size()), int(out.size() - 4), acceleration > 0 ? acceleration : 1);
+  SFM_CHECK(n > 0 || in.empty(), "lz4: compression failed");
+  out.resize(4 + size_t(n));
+  return out;
+#else
+  (void)in, (void)acceleration;
+  fail("unsupported: lz4 codec (sfm was built without liblz4)");
+#endif
+}
+
+inline Bytes lz4_decode(ByteView in, size_t limit, const std::string& where) {
+#ifdef SFM_ZARR_HAVE_LZ4
+  SFM_CHECK(in.size() >= 4, "lz4: ", where, ": ", in.size(), " bytes, too short for the size header");
+  const uint32_t size = load_le32(in.data());
+  SFM_CHECK(size <= limit, "lz4: ", where, ": header says ", size, " bytes decoded, more than the expected ", limit);
+  Bytes out(size);
+  if (size == 0) return out;
+  const int n = LZ4_decompress_safe(reinterpret_cast<const char*>(in.data() + 4), reinterpret_cast<char*>(out.data()),
+                                    int(in.size() - 4), int(size));
+  SFM_CHECK(n >= 0 && uint32_t(n) == size, "lz4: ", where, ": corrupt or truncated block (decoded ", n, " of ", size, " bytes)");
+  return out;
+#else
+  (void)in, (void)limit;
+  fail("unsupported: lz4 codec at ", where, " (sfm was built without liblz4)");
+#endif
+}
+
+}  // namespace sfm::io::zarr::codec

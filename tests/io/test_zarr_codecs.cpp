@@ -1,0 +1,191 @@
+// Tests of io/zarr/codecs.hpp and io/zarr/pipeline.hpp: each codec round-trips, decodes what the
+// C libraries' other framings produce (zstd without content size), and refuses corrupt, truncated or
+// oversized input with an error naming the place; the v3 pipeline (transpose, bytes endianness,
+// sharding with missing inner chunks, nested sharding, crc32c) round-trips.
+#include <numeric>
+#include <random>
+
+#include "sfm/io/zarr/pipeline.hpp"
+#include "test_zarr_support.hpp"
+
+using namespace sfm::io::zarr;
+using sfm::zarr_test::expect_error;
+
+namespace {
+
+Bytes sample_bytes(size_t n, uint32_t seed = 1) {
+  std::mt19937 rng(seed);
+  Bytes b(n);
+  for (size_t i = 0; i < n; ++i) b[i] = std::byte(i % 7 == 0 ? rng() & 0xff : (i / 13) & 0xff);
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("crc32c matches the Castagnoli check value", "[io][zarr]") {
+  const std::string check = "123456789";
+  CHECK(codec::crc32c(std::as_bytes(std::span(check.data(), check.size()))) == 0xE3069283u);
+  const Bytes data = sample_bytes(1000);
+  const Bytes framed = codec::crc32c_encode(data);
+  CHECK(framed.size() == 1004);
+  CHECK(codec::crc32c_decode(framed, "k") == data);
+  Bytes bad = framed;
+  bad[10] ^= std::byte{1};
+  expect_error([&] { codec::crc32c_decode(bad, "store key 'a/c/0'"); }, {"checksum mismatch", "a/c/0"});
+  expect_error([&] { codec::crc32c_decode(Bytes(3), "k"); }, {"too short"});
+}
+
+TEST_CASE("compressors round-trip and refuse corrupt input", "[io][zarr]") {
+  const Bytes data = sample_bytes(50000);
+  const size_t limit = data.size();
+  SECTION("blosc, every compressor and shuffle") {
+    for (const char* cname : {"lz4", "lz4hc", "zstd", "zlib", "blosclz"})
+      for (int shuffle : {0, 1, 2}) {
+        INFO(cname << " shuffle " << shuffle);
+        const Bytes enc = codec::blosc_encode(data, cname, 5, shuffle, 4);
+        CHECK(codec::blosc_decode(enc, limit, "k") == data);
+        expect_error([&] { codec::blosc_decode(std::span(enc).first(enc.size() / 2), limit, "the/key"); }, {"blosc", "the/key"});
+        expect_error([&] { codec::blosc_decode(enc, limit - 1, "k"); }, {"more than the expected"});
+      }
+    expect_error([&] { codec::blosc_decode(sample_bytes(100), limit, "junk"); }, {"blosc", "junk"});
+  }
+  SECTION("zstd, with and without content size in the frame") {
+    const Bytes enc = codec::zstd_encode(data, 3, true);
+    CHECK(codec::zstd_decode(enc, limit, "k") == data);
+    // A streamed frame: no content size.
+    ZSTD_CCtx* ctx = ZSTD_createCCtx();
+    ZSTD_CCtx_setParameter(ctx, ZSTD_c_contentSizeFlag, 0);
+    Bytes streamed(ZSTD_compressBound(data.size()));
+    ZSTD_outBuffer out{streamed.data(), streamed.size(), 0};
+    ZSTD_inBuffer in{data.data(), data.size(), 0};
+    REQUIRE(ZSTD_compressStream2(ctx, &out, &in, ZSTD_e_end) == 0);
+    ZSTD_freeCCtx(ctx);
+    streamed.resize(out.pos);
+    REQUIRE(ZSTD_getFrameContentSize(streamed.data(), streamed.size()) == ZSTD_CONTENTSIZE_UNKNOWN);
+    CHECK(codec::zstd_decode(streamed, limit, "k") == data);
+    expect_error([&] { codec::zstd_decode(streamed, limit - 10, "k"); }, {"exceeds"});
+    expect_error([&] { codec::zstd_decode(std::span(streamed).first(streamed.size() - 8), limit, "trunc/key"); },
+                 {"zstd", "trunc/key"});
+    expect_error([&] { codec::zstd_decode(std::span(enc).first(enc.size() - 8), limit, "trunc/key"); }, {"zstd", "trunc/key"});
+    expect_error([&] { codec::zstd_decode(sample_bytes(64), limit, "junk"); }, {"zstd", "junk"});
+    // Two frames back to back decode to the concatenation.
+    Bytes two = codec::zstd_encode(std::span(data).first(1000), 1, false);
+    const Bytes second = codec::zstd_encode(std::span(data).subspan(1000), 1, false);
+    two.insert(two.end(), second.begin(), second.end());
+    CHECK(codec::zstd_decode(two, limit, "k") == data);
+  }
+  SECTION("zlib and gzip") {
+    for (bool gzip : {false, true}) {
+      const Bytes enc = codec::zlib_encode(data, 6, gzip);
+      CHECK(codec::zlib_decode(enc, limit, gzip, "k") == data);
+      expect_error([&] { codec::zlib_decode(std::span(enc).first(enc.size() / 2), limit, gzip, "half"); }, {"truncated", "half"});
+      expect_error([&] { codec::zlib_decode(enc, limit / 2, gzip, "k"); }, {"exceeds"});
+      expect_error([&] { codec::zlib_decode(enc, limit, !gzip, "wrong"); }, {"wrong"});
+    }
+  }
+  SECTION("lz4 (numcodecs framing)") {
+    const Bytes enc = codec::lz4_encode(data, 1);
+    CHECK(codec::load_le32(enc.data()) == data.size());
+    CHECK(codec::lz4_decode(enc, limit, "k") == data);
+    expect_error([&] { codec::lz4_decode(std::span(enc).first(enc.size() / 2), limit, "half"); }, {"lz4", "half"});
+    expect_error([&] { codec::lz4_decode(enc, limit - 1, "k"); }, {"more than the expected"});
+    expect_error([&] { codec::lz4_decode(Bytes(2), limit, "k"); }, {"too short"});
+  }
+}
+
+TEST_CASE("v3 pipelines round-trip: transpose, endianness, sharding, crc32c", "[io][zarr]") {
+  const DataType i4{Kind::Int, 4, false};
+  FillValue fill;
+  fill.kind = Kind::Int;
+  fill.i = -1;
+  const std::vector<int64_t> shape{4, 6, 5};
+  std::vector<int32_t> values(120);
+  std::iota(values.begin(), values.end(), 0);
+  const auto raw = std::as_bytes(std::span(values));
+  const auto check = [&](const json& codecs) {
+    INFO(codecs.dump());
+    auto p = Pipeline::from_v3(codecs, i4, fill, "test");
+    const Bytes enc = p->encode(raw, shape);
+    const Bytes dec = p->decode(enc, shape, "test");
+    CHECK(std::equal(dec.begin(), dec.end(), raw.begin(), raw.end()));
+    return enc;
+  };
+  check(json::parse(R"([{"name": "bytes", "configuration": {"endian": "little"}}])"));
+  const Bytes big = check(json::parse(R"([{"name": "bytes", "configuration": {"endian": "big"}}])"));
+  CHECK(big[3] == std::byte{0});
+  CHECK(big[7] == std::byte{1});  // element 1, big-endian
+  const Bytes tr = check(json::parse(R"([{"name": "transpose", "configuration": {"order": [2, 0, 1]}}, {"name": "bytes"}])"));
+  int32_t second;
+  std::memcpy(&second, tr.data() + 4, 4);
+  CHECK(second == 5);  // encoded dim 2 of the decoded array, i.e. decoded[0][1][0] = 5
+  check(json::parse(R"([{"name": "bytes"}, {"name": "blosc", "configuration": {"cname": "lz4", "clevel": 5,
+    "shuffle": "bitshuffle", "typesize": 4, "blocksize": 0}}, {"name": "crc32c"}])"));
+  check(json::parse(R"([{"name": "bytes"}, {"name": "gzip", "configuration": {"level": 1}}, {"name": "zstd",
+    "configuration": {"level": 1, "checksum": true}}])"));
+  check(json::parse(R"([{"name": "bytes"}, {"name": "numcodecs.zlib", "configuration": {"level": 1}},
+    {"name": "numcodecs.lz4"}])"));
+  for (const char* loc : {"start", "end"}) {
+    json sh = json::parse(R"([{"name": "sharding_indexed", "configuration": {"chunk_shape": [2, 3, 5],
+      "codecs": [{"name": "transpose", "configuration": {"order": [1, 0, 2]}}, {"name": "bytes"}, {"name": "zstd"}],
+      "index_codecs": [{"name": "bytes"}, {"name": "crc32c"}]}}])");
+    sh[0]["configuration"]["index_location"] = loc;
+    check(sh);
+  }
+  // Nested sharding.
+  check(json::parse(R"([{"name": "sharding_indexed", "configuration": {"chunk_shape": [2, 6, 5], "codecs": [
+    {"name": "sharding_indexed", "configuration": {"chunk_shape": [1, 3, 5], "codecs": [{"name": "bytes"}]}}]}}])"));
+  // Inner chunks equal to the fill value are not stored, and read back as fill.
+  std::vector<int32_t> sparse(120, -1);
+  sparse[0] = 7;
+  auto p = Pipeline::from_v3(json::parse(R"([{"name": "sharding_indexed", "configuration": {"chunk_shape": [2, 3, 5],
+      "codecs": [{"name": "bytes"}]}}])"), i4, fill, "test");
+  const Bytes enc = p->encode(std::as_bytes(std::span(sparse)), shape);
+  CHECK(enc.size() == 2 * 3 * 5 * 4 + 4 * 16 + 4);  // one inner chunk + index + crc
+  const Bytes dec = p->decode(enc, shape, "test");
+  CHECK(std::memcmp(dec.data(), sparse.data(), dec.size()) == 0);
+}
+
+TEST_CASE("pipelines refuse unknown codecs and corrupt data, naming them", "[io][zarr]") {
+  const DataType f4{Kind::Float, 4, false};
+  FillValue fill;
+  expect_error([&] { Pipeline::from_v3(json::parse(R"([{"name": "bytes"}, {"name": "bz2"}])"), f4, fill, "a/zarr.json"); },
+               {"unsupported", "bz2", "a/zarr.json"});
+  expect_error([&] { Pipeline::from_v3(json::parse(R"([{"name": "numcodecs.delta", "configuration": {"dtype": "<f4"}},
+      {"name": "bytes"}])"), f4, fill, "x"); }, {"unsupported", "numcodecs.delta"});
+  CHECK_NOTHROW(Pipeline::from_v3(json::parse(R"([{"name": "bytes"}, {"name": "future", "must_understand": false}])"), f4, fill, "x"));
+  expect_error([&] { Pipeline::from_v3(json::parse(R"([{"name": "zstd"}, {"name": "bytes"}])"), f4, fill, "x"); },
+               {"out of place"});
+  expect_error([&] { Pipeline::from_v3(json::parse(R"([{"name": "transpose", "configuration": {"order": [0, 0]}},
+      {"name": "bytes"}])"), f4, fill, "x"); }, {"permutation"});
+  expect_error([&] { Pipeline::from_v3(json::parse(R"([{"name": "blosc", "configuration": {"cname": "zstd"}}])"), f4, fill, "x"); },
+               {"out of place"});
+  expect_error([&] { Pipeline::from_v3(json::parse(R"([{"name": "bytes"}, {"name": "blosc", "configuration": {"cname": "lzma"}}])"),
+                                       f4, fill, "x"); }, {"unsupported", "lzma"});
+  expect_error([&] { Pipeline::from_v3(json::parse(R"([{"name": "sharding_indexed", "configuration": {"chunk_shape": [2],
+      "index_codecs": [{"name": "bytes"}, {"name": "zstd"}]}}])"), f4, fill, "x"); }, {"unsupported", "index"});
+
+  const std::vector<int64_t> shape{8, 8};
+  std::vector<float> values(64, 1.5f);
+  auto plain = Pipeline::from_v3(json::parse(R"([{"name": "bytes"}, {"name": "zstd"}])"), f4, fill, "x");
+  Bytes enc = plain->encode(std::as_bytes(std::span(values)), shape);
+  const std::vector<int64_t> other{8, 9};
+  expect_error([&] { plain->decode(enc, other, "file:///s key 'a/c/0/0'"); }, {"a/c/0/0", "expected 288"});
+  auto raw = Pipeline::from_v3(json::parse(R"([{"name": "bytes"}])"), f4, fill, "x");
+  expect_error([&] { raw->decode(Bytes(100), shape, "key 'r/c/1/1'"); }, {"r/c/1/1", "expected 256"});
+  // Shards: truncated index, entries pointing outside the shard, checksum mismatch.
+  auto sharded = Pipeline::from_v3(json::parse(R"([{"name": "sharding_indexed", "configuration": {"chunk_shape": [4, 4],
+      "codecs": [{"name": "bytes"}]}}])"), f4, fill, "x");
+  Bytes shard = sharded->encode(std::as_bytes(std::span(values)), shape);
+  expect_error([&] { sharded->decode(std::span(shard).first(40), shape, "key 's/c/0/0'"); }, {"s/c/0/0", "truncated shard"});
+  Bytes moved = shard;
+  moved[moved.size() - 4 - 64] = std::byte{0xff};  // first index entry's offset, low byte
+  expect_error([&] { sharded->decode(moved, shape, "key 's/c/0/0'"); }, {"s/c/0/0", "checksum mismatch"});
+  // The same corruption with the checksum recomputed: the entry points outside the shard.
+  const size_t index_at = shard.size() - 4 - 64;
+  Bytes index(moved.begin() + index_at, moved.end() - 4);
+  const uint32_t crc = codec::crc32c(index);
+  codec::store_le32(moved.data() + moved.size() - 4, crc);
+  moved[index_at + 1] = std::byte{0xff};
+  codec::store_le32(moved.data() + moved.size() - 4, codec::crc32c(std::span(moved).subspan(index_at, 64)));
+  expect_error([&] { sharded->decode(moved, shape, "key 's/c/0/0'"); }, {"s/c/0/0", "outside"});
+}

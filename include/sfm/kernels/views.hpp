@@ -17,7 +17,11 @@ struct HeadsView {
   int64_t token_stride;
 
   T* at(int64_t b, int64_t h) const { return data + b * batch_stride + h * head_stride; }
-  operator HeadsView<const T>() const { return {data, batch_stride, head_stride, token_stride}; }
+  operator HeadsView<const T>() const
+    requires(!std::is_const_v<T>)
+  {
+    return {data, batch_stride, head_stride, token_stride};
+  }
 };
 
 // Read-only heads whose element type follows the other arguments (no deduction from it).
@@ -40,7 +44,11 @@ struct TokenRows {
   int64_t first = 0;
 
   T* row(int64_t b, int64_t r, int64_t dim) const { return data + (b * rows_per_sample + first + r) * dim; }
-  operator TokenRows<const T>() const { return {data, rows_per_sample, first}; }
+  operator TokenRows<const T>() const
+    requires(!std::is_const_v<T>)
+  {
+    return {data, rows_per_sample, first};
+  }
 };
 
 // Read-only rows whose element type follows the other arguments (no deduction from it).

@@ -1,0 +1,15 @@
+// All CUDA kernels: include this (from a .cu file, compiled by nvcc) to get the sfm::Cuda
+// backend's complete kernel set, the counterpart of kernels/cpu/kernels.hpp.
+#pragma once
+
+#include "sfm/kernels/cuda/adamw.cuh"
+#include "sfm/kernels/cuda/attention.cuh"
+#include "sfm/kernels/cuda/backend.cuh"
+#include "sfm/kernels/cuda/elementwise.cuh"
+#include "sfm/kernels/cuda/gelu.cuh"
+#include "sfm/kernels/cuda/layernorm.cuh"
+#include "sfm/kernels/cuda/linear.cuh"
+#include "sfm/kernels/cuda/mae_loss.cuh"
+#include "sfm/kernels/cuda/patchify.cuh"
+#include "sfm/kernels/cuda/reduce.cuh"
+#include "sfm/kernels/cuda/tokens.cuh"

@@ -91,14 +91,18 @@ TEST_CASE("broken checkpoints are clear errors") {
                       sfm::test::contains("has shape") || sfm::test::contains("missing tensor"));
   }
   SECTION("a missing tensor") {
-    auto entries = sfm::model_tensors(model);
+    const auto params = model.params_to_host();
+    auto entries =
+        sfm::checkpoint_entries(model.config(), model.table(), params, model.pos_embed(), model.decoder_pos_embed());
     entries.erase(entries.begin() + 3);
     sfm::write_safetensors(dir / "partial.safetensors", entries);
     const auto file = sfm::SafetensorsFile::load(dir / "partial.safetensors");
     CHECK_THROWS_WITH(sfm::load_model_weights(model, file, "partial.safetensors"), sfm::test::contains("missing tensor"));
   }
   SECTION("no config in the metadata") {
-    sfm::write_safetensors(dir / "bare.safetensors", sfm::model_tensors(model));
+    const auto params = model.params_to_host();
+    sfm::write_safetensors(dir / "bare.safetensors", sfm::checkpoint_entries(model.config(), model.table(), params,
+                                                                             model.pos_embed(), model.decoder_pos_embed()));
     const auto file = sfm::SafetensorsFile::load(dir / "bare.safetensors");
     CHECK_THROWS_WITH(sfm::checkpoint_config(file, "bare.safetensors"), sfm::test::contains("no model config"));
   }

@@ -27,8 +27,12 @@
 #include "sfm/model/param_store.hpp"
 #include "sfm/model/params.hpp"
 #include "sfm/model/pos_embed.hpp"
-#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/kernels/views.hpp"
+// The CPU backend is the reference and always available; translation units compiled by nvcc use the
+// Cuda backend (kernels/cuda/kernels.cuh) and leave Eigen to host-compiled files.
+#if !defined(__CUDACC__)
+#include "sfm/kernels/cpu/kernels.hpp"
+#endif
 
 namespace sfm {
 
@@ -59,14 +63,24 @@ class VitMae {
       resident_ = std::make_unique<ResidentParams<Backend>>(table_);
       store_ = resident_.get();
     }
-    pos_embed_ = sincos_pos_embed_3d(config_.grid(), config_.dim);
-    decoder_pos_embed_ = sincos_pos_embed_3d(config_.grid(), config_.decoder_dim);
+    set_pos_embeds(sincos_pos_embed_3d(config_.grid(), config_.dim),
+                   sincos_pos_embed_3d(config_.grid(), config_.decoder_dim));
   }
 
   const ModelConfig& config() const { return config_; }
   const ParamTable& table() const { return table_; }
-  std::span<float> pos_embed() { return pos_embed_; }
-  std::span<float> decoder_pos_embed() { return decoder_pos_embed_; }
+  // The fixed positional embeddings [N + 1, D] and [N + 1, Dd] (host copies; checkpoints hold them).
+  std::span<const float> pos_embed() const { return pos_embed_; }
+  std::span<const float> decoder_pos_embed() const { return decoder_pos_embed_; }
+  void set_pos_embeds(std::vector<float> encoder, std::vector<float> decoder) {
+    const int64_t rows = config_.tokens() + 1;
+    SFM_CHECK(int64_t(encoder.size()) == rows * config_.dim && int64_t(decoder.size()) == rows * config_.decoder_dim,
+              "positional embeddings of the wrong size for this model");
+    pos_embed_ = std::move(encoder);
+    decoder_pos_embed_ = std::move(decoder);
+    pos_embed_table_.assign(pos_embed_.begin(), pos_embed_.end());
+    decoder_pos_embed_table_.assign(decoder_pos_embed_.begin(), decoder_pos_embed_.end());
+  }
 
   // Runs the model on parameters held by `store` (which outlives its use here).
   void use_param_store(ParamStore& store) {
@@ -74,14 +88,26 @@ class VitMae {
     resident_.reset();
   }
 
-  // The resident parameters and gradients (only for a model built with resident = true).
+  // The resident parameters and gradients, in backend memory (only for a model built with
+  // resident = true), and host copies of them.
   std::span<float> params() { return resident().params(); }
   std::span<float> grads() { return resident().grads(); }
   std::span<float> param(const std::string& name) { return slice(params(), name); }
   std::span<float> grad(const std::string& name) { return slice(grads(), name); }
+  std::vector<float> params_to_host() { return to_host(params()); }
+  std::vector<float> grads_to_host() { return to_host(grads()); }
+  void params_from_host(std::span<const float> values) {
+    SFM_CHECK(int64_t(values.size()) == table_.size(), "params_from_host: ", values.size(), " values for ",
+              table_.size(), " parameters");
+    copy_from_host(Backend{}, params().data(), values.data(), table_.size());
+  }
 
   // DESIGN.md init (model/init.hpp) of the resident parameters.
-  void init_weights(uint64_t seed) { init_param_range(table_, seed, 0, table_.size(), params().data()); }
+  void init_weights(uint64_t seed) {
+    std::vector<float> values(size_t(table_.size()));
+    init_param_range(table_, seed, 0, table_.size(), values.data());
+    params_from_host(values);
+  }
 
   void zero_grad() { fill_zero(Backend{}, grads().data(), table_.size()); }
 
@@ -106,9 +132,9 @@ class VitMae {
     GroupSpan p = store_->acquire_params(stem_group_);
     patchify(be, a.patches, volume, B, config_.grid());
     linear_forward(be, a.tokens, a.patches, p.at(patch_w_), p.at(patch_b_), B * N, P, D);
-    add_rows_broadcast(be, TokenRows<float>{a.tokens, N}, pos_embed_.data() + D, B, N, D);
+    add_rows_broadcast(be, TokenRows<float>{a.tokens, N}, pos_embed_table_.data() + D, B, N, D);
     fill_rows(be, TokenRows<float>{a.enc_in, Le}, p.at(cls_token_), nullptr, B, 1, D);
-    add_rows_broadcast(be, TokenRows<float>{a.enc_in, Le}, pos_embed_.data(), B, 1, D);
+    add_rows_broadcast(be, TokenRows<float>{a.enc_in, Le}, pos_embed_table_.data(), B, 1, D);
     gather_tokens(be, TokenRows<float>{a.enc_in, Le, 1}, TokenRows<const float>{a.tokens, N}, ids_keep_.data(), B, K, D);
     store_->release_params(stem_group_);
 
@@ -124,7 +150,7 @@ class VitMae {
     fill_rows(be, TokenRows<float>{a.dec_in, Ld, 1}, p.at(mask_token_), hidden_.data(), B, N, Dd);
     scatter_tokens(be, TokenRows<float>{a.dec_in, Ld, 1}, TokenRows<const float>{a.dec_embedded, Le, 1},
                    ids_keep_.data(), B, K, Dd);
-    add_rows_broadcast(be, TokenRows<float>{a.dec_in, Ld}, decoder_pos_embed_.data(), B, Ld, Dd);
+    add_rows_broadcast(be, TokenRows<float>{a.dec_in, Ld}, decoder_pos_embed_table_.data(), B, Ld, Dd);
     store_->release_params(bridge_group_);
 
     stack_forward(decoder_, a.decoder, B, Ld);
@@ -204,6 +230,12 @@ class VitMae {
     const ParamInfo* info = table_.find(name);
     SFM_CHECK(info != nullptr, "model has no parameter '", name, "'");
     return buffer.subspan(size_t(info->offset), size_t(info->numel));
+  }
+
+  static std::vector<float> to_host(std::span<const float> values) {
+    std::vector<float> host(values.size());
+    copy_to_host(Backend{}, host.data(), values.data(), int64_t(values.size()));
+    return host;
   }
 
   ResidentParams<Backend>& resident() {
@@ -330,7 +362,8 @@ class VitMae {
   ParamTable table_;
   std::unique_ptr<ResidentParams<Backend>> resident_;
   ParamStore* store_ = nullptr;
-  std::vector<float> pos_embed_, decoder_pos_embed_;
+  std::vector<float> pos_embed_, decoder_pos_embed_;              // host copies
+  Array<float> pos_embed_table_, decoder_pos_embed_table_;         // what the kernels read
   Activations<Array> acts_;
   int64_t batch_ = 0, len_keep_ = 0;  // of the last forward()
   Array<int64_t> ids_keep_;

@@ -8,6 +8,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -19,24 +20,56 @@
 
 namespace sfm {
 
-// The (name, shape, values) of everything a checkpoint holds: parameters, then the fixed
-// positional embeddings (buffers in PyTorch, but part of its state_dict).
-template <class Backend>
-std::vector<SafetensorsEntry> model_tensors(VitMae<Backend>& model) {
-  const ModelConfig& c = model.config();
+// Everything a checkpoint holds, as (name, shape, host values): the parameters in the flat layout
+// of `table`, then the fixed positional embeddings (buffers in PyTorch, but part of its state_dict).
+// Float is float (reading into) or const float (writing from).
+template <class Float>
+struct CheckpointTensor {
+  std::string name;
+  Shape shape;
+  Float* values;
+};
+
+template <class Float>
+std::vector<CheckpointTensor<Float>> checkpoint_tensors(const ModelConfig& c, const ParamTable& table,
+                                                        std::span<Float> params, std::span<Float> pos_embed,
+                                                        std::span<Float> decoder_pos_embed) {
+  const int64_t rows = c.tokens() + 1;
+  SFM_CHECK(int64_t(params.size()) == table.size() && int64_t(pos_embed.size()) == rows * c.dim &&
+                int64_t(decoder_pos_embed.size()) == rows * c.decoder_dim,
+            "checkpoint: buffers do not match the model's layout");
+  std::vector<CheckpointTensor<Float>> tensors;
+  for (const ParamInfo& p : table.entries()) tensors.push_back({p.name, p.shape, params.data() + p.offset});
+  tensors.push_back({"pos_embed", {1, rows, c.dim}, pos_embed.data()});
+  tensors.push_back({"decoder_pos_embed", {1, rows, c.decoder_dim}, decoder_pos_embed.data()});
+  return tensors;
+}
+
+inline std::vector<SafetensorsEntry> checkpoint_entries(const ModelConfig& c, const ParamTable& table,
+                                                        std::span<const float> params,
+                                                        std::span<const float> pos_embed,
+                                                        std::span<const float> decoder_pos_embed) {
   std::vector<SafetensorsEntry> entries;
-  for (const ParamInfo& p : model.table().entries())
-    entries.push_back({p.name, DType::f32, p.shape, model.params().data() + p.offset});
-  entries.push_back({"pos_embed", DType::f32, {1, c.tokens() + 1, c.dim}, model.pos_embed().data()});
-  entries.push_back(
-      {"decoder_pos_embed", DType::f32, {1, c.tokens() + 1, c.decoder_dim}, model.decoder_pos_embed().data()});
+  for (const auto& t : checkpoint_tensors(c, table, params, pos_embed, decoder_pos_embed))
+    entries.push_back({t.name, DType::f32, t.shape, t.values});
   return entries;
+}
+
+inline std::map<std::string, std::string> checkpoint_metadata(const ModelConfig& c) {
+  return {{"config", nlohmann::json{{"model", to_json(c)}}.dump()}, {"format", "sfm-vit-mae"}};
+}
+
+// Writes model.safetensors for full host parameters (e.g. gathered from a ZeRO optimizer).
+inline void save_model(const std::filesystem::path& path, const ModelConfig& c, const ParamTable& table,
+                       std::span<const float> params, std::span<const float> pos_embed,
+                       std::span<const float> decoder_pos_embed) {
+  write_safetensors(path, checkpoint_entries(c, table, params, pos_embed, decoder_pos_embed), checkpoint_metadata(c));
 }
 
 template <class Backend>
 void save_model(const std::filesystem::path& path, VitMae<Backend>& model) {
-  write_safetensors(path, model_tensors(model),
-                    {{"config", nlohmann::json{{"model", to_json(model.config())}}.dump()}, {"format", "sfm-vit-mae"}});
+  const std::vector<float> params = model.params_to_host();
+  save_model(path, model.config(), model.table(), params, model.pos_embed(), model.decoder_pos_embed());
 }
 
 // The model config stored in a checkpoint's metadata.
@@ -52,20 +85,36 @@ inline ModelConfig checkpoint_config(const SafetensorsFile& file, const std::str
   return model_config_from_json(j.contains("model") ? j.at("model") : j);
 }
 
-// Copies the checkpoint's tensors into the model (strict: same names, same shapes).
-template <class Backend>
-void load_model_weights(VitMae<Backend>& model, const SafetensorsFile& file, const std::string& source) {
+// The checkpoint's tensors as host arrays in the model's layout (strict: same names, same shapes).
+struct CheckpointTensors {
+  std::vector<float> params, pos_embed, decoder_pos_embed;
+};
+
+inline CheckpointTensors read_checkpoint_tensors(const SafetensorsFile& file, const ModelConfig& c,
+                                                 const ParamTable& table, const std::string& source) {
+  const int64_t rows = c.tokens() + 1;
+  CheckpointTensors t{std::vector<float>(size_t(table.size())), std::vector<float>(size_t(rows * c.dim)),
+                      std::vector<float>(size_t(rows * c.decoder_dim))};
   std::set<std::string> expected;
-  for (const SafetensorsEntry& e : model_tensors(model)) {
+  for (const auto& e : checkpoint_tensors<float>(c, table, t.params, t.pos_embed, t.decoder_pos_embed)) {
     expected.insert(e.name);
     SFM_CHECK(file.contains(e.name), source, ": missing tensor '", e.name, "'");
     const Tensor<float> values = file.tensor_as<float>(e.name);
     SFM_CHECK(values.shape() == e.shape, source, ": tensor '", e.name, "' has shape ", shape_string(values.shape()),
               ", the model expects ", shape_string(e.shape));
-    std::copy(values.span().begin(), values.span().end(), static_cast<float*>(const_cast<void*>(e.data)));
+    std::copy(values.span().begin(), values.span().end(), e.values);
   }
   for (const std::string& name : file.names())
     SFM_CHECK(expected.count(name), source, ": unexpected tensor '", name, "' (not part of this model)");
+  return t;
+}
+
+// Loads a checkpoint into a model with resident parameters.
+template <class Backend>
+void load_model_weights(VitMae<Backend>& model, const SafetensorsFile& file, const std::string& source) {
+  CheckpointTensors t = read_checkpoint_tensors(file, model.config(), model.table(), source);
+  model.params_from_host(t.params);
+  model.set_pos_embeds(std::move(t.pos_embed), std::move(t.decoder_pos_embed));
 }
 
 }  // namespace sfm

@@ -1,6 +1,8 @@
-// Elementwise helpers (CUDA): y += x, fill with zeros. Reference: kernels/cpu/elementwise.hpp.
+// Elementwise helpers and host transfers (CUDA): y += x, fill with zeros, Σx², host ↔ device copies.
+// Reference: kernels/cpu/elementwise.hpp.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "sfm/kernels/cuda/backend.cuh"
@@ -15,7 +17,51 @@ __global__ void add_inplace_kernel(T* y, const T* x, int64_t n) {
     y[i] = from_f32<T>(to_f32(y[i]) + to_f32(x[i]));
 }
 
+// Σx² of a slice per block, in double, in a fixed order (strided per thread, then a tree over the
+// block's threads); the host adds the block partials in block order. No atomics: reproducible.
+constexpr int kNormThreads = 256;
+__global__ inline void squared_norm_partials_kernel(double* partial, const float* x, int64_t n) {
+  __shared__ double lanes[kNormThreads];
+  double sum = 0;
+  for (int64_t i = blockIdx.x * int64_t(kNormThreads) + threadIdx.x; i < n; i += int64_t(gridDim.x) * kNormThreads)
+    sum += double(x[i]) * double(x[i]);
+  lanes[threadIdx.x] = sum;
+  __syncthreads();
+  for (int width = kNormThreads / 2; width > 0; width /= 2) {
+    if (int(threadIdx.x) < width) lanes[threadIdx.x] += lanes[threadIdx.x + width];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) partial[blockIdx.x] = lanes[0];
+}
+
 }  // namespace cuda_detail
+
+// Σ x[i]² in double (synchronises: the result comes back to the host).
+inline double squared_norm(Cuda, const float* x, int64_t n) {
+  if (n <= 0) return 0;
+  const int blocks = int(std::min<int64_t>(1024, (n + cuda_detail::kNormThreads - 1) / cuda_detail::kNormThreads));
+  DeviceArray<double> partial(static_cast<size_t>(blocks));
+  cuda_detail::squared_norm_partials_kernel<<<blocks, cuda_detail::kNormThreads, 0, cuda_context().stream>>>(
+      partial.data(), x, n);
+  SFM_CUDA_CHECK_LAUNCH();
+  double sum = 0;
+  for (double p : partial.to_host()) sum += p;
+  return sum;
+}
+
+// Device memory ← host memory, and back (the copy back waits for the compute stream).
+template <class T>
+void copy_from_host(Cuda, T* device, const T* host, int64_t n) {
+  if (n <= 0) return;
+  SFM_CUDA_CHECK(cudaMemcpyAsync(device, host, size_t(n) * sizeof(T), cudaMemcpyHostToDevice, cuda_context().stream));
+  SFM_CUDA_CHECK(cudaStreamSynchronize(cuda_context().stream));  // the host buffer may go right after
+}
+template <class T>
+void copy_to_host(Cuda, T* host, const T* device, int64_t n) {
+  if (n <= 0) return;
+  SFM_CUDA_CHECK(cudaMemcpyAsync(host, device, size_t(n) * sizeof(T), cudaMemcpyDeviceToHost, cuda_context().stream));
+  SFM_CUDA_CHECK(cudaStreamSynchronize(cuda_context().stream));
+}
 
 // y[i] += x[i].
 template <class T>

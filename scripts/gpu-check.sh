@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The GPU checks in one run (for a machine with an NVIDIA GPU): builds the CUDA kernel and NCCL
-# tests, runs the `gpu` test label, then the attention benchmark of sfm's kernels and of PyTorch's
-# fused attention on the same card. Logs go to $OUT (default gpu-results/).
+# The GPU checks in one run (for a machine with an NVIDIA GPU): builds the CUDA kernel, model and
+# NCCL tests, runs the `gpu` test label, then benchmarks on the same card: sfm's attention kernels
+# against PyTorch's fused attention, and sfm's training step against the PyTorch reference model.
+# Logs go to $OUT (default gpu-results/).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-results}
 mkdir -p "$out"
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1
-cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DSFM_WITH_CUDA=ON "-DSFM_TEST_AREAS=kernels;comm" \
-  -DSFM_BUILD_EXAMPLES=OFF -DSFM_BUILD_BENCHMARKS=OFF > "$out/configure.txt" 2>&1 || { tail -40 "$out/configure.txt"; exit 1; }
+cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DSFM_WITH_CUDA=ON "-DSFM_TEST_AREAS=kernels;comm;model" \
+  -DSFM_BUILD_EXAMPLES=OFF -DSFM_BUILD_BENCHMARKS=ON > "$out/configure.txt" 2>&1 || { tail -40 "$out/configure.txt"; exit 1; }
 grep -E "^--   " "$out/configure.txt"
-cmake --build build-gpu -j"$(nproc)" --target test_cuda_kernels test_nccl_comm > "$out/build.txt" 2>&1 ||
+cmake --build build-gpu -j"$(nproc)" --target test_cuda_kernels test_nccl_comm test_vit_mae_cuda \
+  bench_train_step_cuda > "$out/build.txt" 2>&1 ||
   { grep -E "error" -A3 "$out/build.txt" | head -60; exit 1; }
 (cd build-gpu && ctest -L gpu --output-on-failure -V) > "$out/gpu_tests.txt" 2>&1
 echo "ctest -L gpu exit status: $?"
@@ -19,3 +21,10 @@ timeout 120 ./build-gpu/tests/kernels/cuda/test_cuda_kernels "[.bench]" > "$out/
 grep '^{' "$out/attention_bench_sfm.txt"
 timeout 120 python3 benchmarks/attention_torch.py > "$out/attention_bench_torch.txt" 2>&1
 cat "$out/attention_bench_torch.txt"
+timeout 120 ./build-gpu/bin/bench_train_step_cuda --config base --batch 64 > "$out/train_step_sfm.txt" 2>&1
+cat "$out/train_step_sfm.txt"
+for dtype in fp32 bf16; do
+  timeout 120 python3 tests/reference/mae_reference.py bench --model base --batch 64 --steps 5 --device cuda \
+    --dtype $dtype > "$out/train_step_torch_$dtype.txt" 2>&1
+  tail -1 "$out/train_step_torch_$dtype.txt"
+done

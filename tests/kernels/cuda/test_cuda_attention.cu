@@ -1,6 +1,6 @@
 // CUDA flash attention (kernels/cuda/attention.cuh) against the CPU kernel, forward (out, lse) and
 // backward (dQ, dK, dV), on the packed qkv layout [B, L, 3, H, d] the model uses, at N = 129, 513,
-// 2049, 8193 with head dims 32 and 64 (128 at small N), uneven q/k lengths, fp32 and bf16;
+// 2049, 8193 with head dims 32 and 64 (8, 16 and 128 at small N), uneven q/k lengths, fp32 and bf16;
 // determinism (two runs bitwise equal). Outputs start as NaN so unwritten elements fail.
 //
 // Tolerances (max|gpu − cpu| / max|cpu| per tensor): fp32 5e-5 (long fp32 sums in different
@@ -171,8 +171,8 @@ Layout bhld(int64_t B, int64_t H, int64_t q_len, int64_t k_len, int64_t d) {
 
 }  // namespace
 
-TEST_CASE("CUDA attention matches the CPU on the packed layout, small N, d = 32/64/128", "[cuda][attention]") {
-  for (int64_t d : {32, 64, 128}) {
+TEST_CASE("CUDA attention matches the CPU on the packed layout, small N, d = 8/16/32/64/128", "[cuda][attention]") {
+  for (int64_t d : {8, 16, 32, 64, 128}) {
     attention_case<float>(packed(2, 3, 129, d));
     attention_case<sfm::bf16>(packed(2, 3, 129, d));
   }
@@ -186,6 +186,8 @@ TEST_CASE("CUDA attention matches the CPU with uneven and tiny lengths", "[cuda]
   attention_case<float>(bhld(2, 3, 300, 100, 32));
   attention_case<float>(bhld(1, 1, 1, 1, 32));
   attention_case<float>(bhld(1, 2, 65, 63, 128));
+  attention_case<float>(bhld(2, 2, 70, 130, 8));
+  attention_case<float>(bhld(2, 2, 130, 70, 16));
   attention_case<sfm::bf16>(bhld(2, 3, 100, 300, 64));
   attention_case<sfm::bf16>(bhld(1, 2, 1, 70, 32));
 }

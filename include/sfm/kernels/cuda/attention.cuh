@@ -3,11 +3,11 @@
 // straight on the packed qkv [B, L, 3, H, d] and writes [B, L, H, d]).
 //
 // A SIMT fp32 implementation (tiles in shared memory, fp32 scores, statistics and accumulators;
-// inputs and outputs in T = float or bf16; lse [B, H, Lq] fp32). Head dims 32, 64, 128.
+// inputs and outputs in T = float or bf16; lse [B, H, Lq] fp32). Head dims 8, 16, 32, 64, 128.
 //
 // Tiling (all kernels): a block of 256 threads works on a 64-query × 64-key tile. Thread
 // (ty, tx) = (tid / 16, tid % 16) owns rows ty·4 + i (i < 4) and columns tx + 16·j of the 64×64
-// score tile, and columns tx + 16·j (j < d/16) of 64×d output tiles. The 16 threads that share
+// score tile, and columns tx + 16·j (j < ⌈d/16⌉, only those < d) of 64×d output tiles. The 16 threads that share
 // rows are one half-warp, so row reductions are xor shuffles over lanes 8, 4, 2, 1 (every lane ends
 // with the same bits). [64][d] tiles are stored with row stride d + 1 (odd, so reading a column
 // across 16 rows hits 16 banks); the 64×64 probability tile with stride 65.
@@ -41,6 +41,15 @@ namespace cuda_detail {
 constexpr int kTile = 64;          // query rows and key rows per tile
 constexpr int kAttnThreads = 256;  // 16 × 16
 constexpr int kPStride = kTile + 1;
+
+// Output columns per thread: thread tx owns columns tx + 16·j, j < head_cols<D>; for D < 16 the
+// threads with tx ≥ D own none (owns_col guards their loads and stores).
+template <int D>
+constexpr int head_cols = (D + 15) / 16;
+template <int D>
+__device__ __forceinline__ bool owns_col(int tx, int j) {
+  return D % 16 == 0 || tx + 16 * j < D;
+}
 
 // Head (b, h) of a view on the device (HeadsView::at is host-only).
 template <class T>
@@ -78,15 +87,15 @@ __device__ __forceinline__ void tile_abt(float (&acc)[4][4], const float* A, con
 
 // acc[i][j] += Σ_r P[ty·4+i][r] · B[r][tx+16j]   (P·B: P a 64×64 tile, B a [64][D] tile).
 template <int D>
-__device__ __forceinline__ void tile_pb(float (&acc)[4][D / 16], const float* P, const float* B, int tx, int ty) {
+__device__ __forceinline__ void tile_pb(float (&acc)[4][head_cols<D>], const float* P, const float* B, int tx, int ty) {
 #pragma unroll 4
   for (int r = 0; r < kTile; ++r) {
     float p[4];
 #pragma unroll
     for (int i = 0; i < 4; ++i) p[i] = P[(ty * 4 + i) * kPStride + r];
 #pragma unroll
-    for (int j = 0; j < D / 16; ++j) {
-      const float b = B[r * (D + 1) + tx + 16 * j];
+    for (int j = 0; j < head_cols<D>; ++j) {
+      const float b = owns_col<D>(tx, j) ? B[r * (D + 1) + tx + 16 * j] : 0.0f;
 #pragma unroll
       for (int i = 0; i < 4; ++i) acc[i][j] = fmaf(p[i], b, acc[i][j]);
     }
@@ -95,15 +104,15 @@ __device__ __forceinline__ void tile_pb(float (&acc)[4][D / 16], const float* P,
 
 // acc[i][j] += Σ_r P[r][ty·4+i] · B[r][tx+16j]   (Pᵀ·B).
 template <int D>
-__device__ __forceinline__ void tile_ptb(float (&acc)[4][D / 16], const float* P, const float* B, int tx, int ty) {
+__device__ __forceinline__ void tile_ptb(float (&acc)[4][head_cols<D>], const float* P, const float* B, int tx, int ty) {
 #pragma unroll 4
   for (int r = 0; r < kTile; ++r) {
     float p[4];
 #pragma unroll
     for (int i = 0; i < 4; ++i) p[i] = P[r * kPStride + ty * 4 + i];
 #pragma unroll
-    for (int j = 0; j < D / 16; ++j) {
-      const float b = B[r * (D + 1) + tx + 16 * j];
+    for (int j = 0; j < head_cols<D>; ++j) {
+      const float b = owns_col<D>(tx, j) ? B[r * (D + 1) + tx + 16 * j] : 0.0f;
 #pragma unroll
       for (int i = 0; i < 4; ++i) acc[i][j] = fmaf(p[i], b, acc[i][j]);
     }
@@ -146,13 +155,13 @@ __global__ void __launch_bounds__(kAttnThreads)
   const T* v_head = head_of(v, b, h);
 
   load_tile<D>(sQ, q_head, q.token_stride, q0, s.q_len);
-  float m[4], l[4], o[4][D / 16];
+  float m[4], l[4], o[4][head_cols<D>];
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     m[i] = -INFINITY;
     l[i] = 0.0f;
 #pragma unroll
-    for (int j = 0; j < D / 16; ++j) o[i][j] = 0.0f;
+    for (int j = 0; j < head_cols<D>; ++j) o[i][j] = 0.0f;
   }
 
   for (int64_t k0 = 0; k0 < s.k_len; k0 += kTile) {
@@ -184,7 +193,7 @@ __global__ void __launch_bounds__(kAttnThreads)
       l[i] = l[i] * correction + half_warp_sum(row_sum);
       m[i] = m_new;
 #pragma unroll
-      for (int j = 0; j < D / 16; ++j) o[i][j] *= correction;
+      for (int j = 0; j < head_cols<D>; ++j) o[i][j] *= correction;
     }
     __syncthreads();
     tile_pb<D>(o, sP, sV, tx, ty);
@@ -197,7 +206,8 @@ __global__ void __launch_bounds__(kAttnThreads)
     if (row >= s.q_len) continue;
     const float inv = 1.0f / l[i];
 #pragma unroll
-    for (int j = 0; j < D / 16; ++j) out_head[row * out.token_stride + tx + 16 * j] = from_f32<T>(o[i][j] * inv);
+    for (int j = 0; j < head_cols<D>; ++j)
+      if (owns_col<D>(tx, j)) out_head[row * out.token_stride + tx + 16 * j] = from_f32<T>(o[i][j] * inv);
     if (tx == 0) lse[bh * s.q_len + row] = m[i] + logf(l[i]);
   }
 }
@@ -272,7 +282,7 @@ __global__ void __launch_bounds__(kAttnThreads)
 
   load_tile<D>(sK, head_of(k, b, h), k.token_stride, k0, s.k_len);
   load_tile<D>(sV, head_of(v, b, h), v.token_stride, k0, s.k_len);
-  float dk[4][D / 16] = {}, dv[4][D / 16] = {};  // key rows ty·4+i, columns tx+16j
+  float dk[4][head_cols<D>] = {}, dv[4][head_cols<D>] = {};  // key rows ty·4+i, columns tx+16j
 
   for (int64_t q0 = 0; q0 < s.q_len; q0 += kTile) {
     __syncthreads();  // the previous tile's readers of sQ, sdO, sPS are done
@@ -305,7 +315,8 @@ __global__ void __launch_bounds__(kAttnThreads)
     const int64_t key = k0 + ty * 4 + i;
     if (key >= s.k_len) continue;
 #pragma unroll
-    for (int j = 0; j < D / 16; ++j) {
+    for (int j = 0; j < head_cols<D>; ++j) {
+      if (!owns_col<D>(tx, j)) continue;
       dk_head[key * d_k.token_stride + tx + 16 * j] = from_f32<T>(dk[i][j] * scale);
       dv_head[key * d_v.token_stride + tx + 16 * j] = from_f32<T>(dv[i][j]);
     }
@@ -334,7 +345,7 @@ __global__ void __launch_bounds__(kAttnThreads)
   load_tile<D>(sQ, head_of(q, b, h), q.token_stride, q0, s.q_len);
   load_tile<D>(sdO, head_of(d_out, b, h), d_out.token_stride, q0, s.q_len);
   load_row_stats(sL, sDelta, lse, delta, bh, q0, s.q_len);
-  float dq[4][D / 16] = {};  // query rows ty·4+i, columns tx+16j
+  float dq[4][head_cols<D>] = {};  // query rows ty·4+i, columns tx+16j
 
   for (int64_t k0 = 0; k0 < s.k_len; k0 += kTile) {
     __syncthreads();  // the previous tile's readers of sK, sV, sPS are done (and the loads above)
@@ -358,7 +369,8 @@ __global__ void __launch_bounds__(kAttnThreads)
     const int64_t row = q0 + ty * 4 + i;
     if (row >= s.q_len) continue;
 #pragma unroll
-    for (int j = 0; j < D / 16; ++j) dq_head[row * d_q.token_stride + tx + 16 * j] = from_f32<T>(dq[i][j] * scale);
+    for (int j = 0; j < head_cols<D>; ++j)
+      if (owns_col<D>(tx, j)) dq_head[row * d_q.token_stride + tx + 16 * j] = from_f32<T>(dq[i][j] * scale);
   }
 }
 
@@ -370,8 +382,8 @@ void allow_smem(Kernel kernel, size_t bytes) {
 }
 
 inline void check_attention_shape(const AttentionShape& s, const char* what) {
-  SFM_CHECK(s.head_dim == 32 || s.head_dim == 64 || s.head_dim == 128, what, ": head_dim ", s.head_dim,
-            " not supported by the CUDA kernels (32, 64, 128)");
+  SFM_CHECK(s.head_dim == 8 || s.head_dim == 16 || s.head_dim == 32 || s.head_dim == 64 || s.head_dim == 128, what,
+            ": head_dim ", s.head_dim, " not supported by the CUDA kernels (8, 16, 32, 64, 128)");
   SFM_CHECK(s.batch > 0 && s.heads > 0 && s.q_len > 0 && s.k_len > 0, what, ": empty shape");
   SFM_CHECK(s.batch * s.heads <= 65535, what, ": batch·heads = ", s.batch * s.heads, " exceeds the grid limit");
 }
@@ -421,6 +433,8 @@ void attention_forward(Cuda, HeadsView<T> out, float* lse, InHeads<T> q, InHeads
   using namespace cuda_detail;
   check_attention_shape(s, "attention_forward");
   switch (s.head_dim) {
+    case 8: return attention_forward_d<8, T>(out, lse, q, k, v, s, scale);
+    case 16: return attention_forward_d<16, T>(out, lse, q, k, v, s, scale);
     case 32: return attention_forward_d<32, T>(out, lse, q, k, v, s, scale);
     case 64: return attention_forward_d<64, T>(out, lse, q, k, v, s, scale);
     default: return attention_forward_d<128, T>(out, lse, q, k, v, s, scale);
@@ -437,6 +451,8 @@ void attention_backward(Cuda, HeadsView<T> d_q, HeadsView<T> d_k, HeadsView<T> d
   using namespace cuda_detail;
   check_attention_shape(s, "attention_backward");
   switch (s.head_dim) {
+    case 8: return attention_backward_d<8, T>(d_q, d_k, d_v, d_out, out, lse, q, k, v, s, scale);
+    case 16: return attention_backward_d<16, T>(d_q, d_k, d_v, d_out, out, lse, q, k, v, s, scale);
     case 32: return attention_backward_d<32, T>(d_q, d_k, d_v, d_out, out, lse, q, k, v, s, scale);
     case 64: return attention_backward_d<64, T>(d_q, d_k, d_v, d_out, out, lse, q, k, v, s, scale);
     default: return attention_backward_d<128, T>(d_q, d_k, d_v, d_out, out, lse, q, k, v, s, scale);

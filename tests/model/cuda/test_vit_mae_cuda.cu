@@ -1,0 +1,63 @@
+// VitMae<Cuda> (fp32) against VitMae<Cpu> on the same weights, volumes and masks: the loss and every
+// gradient of the first step, then 20 AdamW steps with clipping. Both sides run the same loop
+// (model_training_loop.hpp); the CPU side is compiled by the host compiler.
+#include <cmath>
+#include <cstdio>
+
+#include "model_training_loop.hpp"
+#include "sfm/data/synthetic.hpp"
+#include "sfm/kernels/cuda/kernels.cuh"
+#include "sfm/model/init.hpp"
+#include "sfm_test.hpp"
+
+namespace {
+
+sfm::test::ModelRunSpec make_spec(const sfm::ModelConfig& config, int batch) {
+  sfm::test::ModelRunSpec spec;
+  spec.config = config;
+  spec.batch = batch;
+  const sfm::VitMae<sfm::Cuda> shape_only(config, /*resident=*/false);
+  spec.params.resize(size_t(shape_only.table().size()));
+  sfm::init_param_range(shape_only.table(), 3, 0, shape_only.table().size(), spec.params.data());
+  const auto& c = config.crop;
+  spec.volumes = sfm::synthesize_seismic({{batch * c[0], c[1], c[2]}, 17});
+  return spec;
+}
+
+void compare(const sfm::ModelConfig& config, int batch) {
+  const auto spec = make_spec(config, batch);
+  const auto cpu = sfm::test::run_cpu_model(spec);
+  const auto gpu = sfm::test::train_model<sfm::Cuda>(spec);
+  const sfm::VitMae<sfm::Cuda> model(config, false);
+
+  INFO(config.name << ": loss cpu " << cpu.losses[0] << " gpu " << gpu.losses[0]);
+  CHECK(std::abs(gpu.losses[0] - cpu.losses[0]) <= 1e-5 * std::abs(cpu.losses[0]));
+  double worst = 0;
+  for (const sfm::ParamInfo& p : model.table().entries()) {
+    double diff = 0, scale = 0;
+    for (int64_t i = p.offset; i < p.offset + p.numel; ++i) {
+      diff = std::max(diff, std::abs(double(gpu.first_grads[size_t(i)]) - double(cpu.first_grads[size_t(i)])));
+      scale = std::max(scale, std::abs(double(cpu.first_grads[size_t(i)])));
+    }
+    worst = std::max(worst, diff / std::max(scale, 1e-30));
+    INFO(p.name << ": max |gpu - cpu| " << diff << ", max |cpu| " << scale);
+    CHECK(diff <= 1e-4 * scale);
+  }
+  double worst_loss = 0;
+  for (size_t s = 0; s < cpu.losses.size(); ++s) {
+    worst_loss = std::max(worst_loss, std::abs(gpu.losses[s] - cpu.losses[s]) / std::abs(cpu.losses[s]));
+    INFO("step " << s << ": loss cpu " << cpu.losses[s] << " gpu " << gpu.losses[s]);
+    CHECK(std::abs(gpu.losses[s] - cpu.losses[s]) <= 1e-4 * std::abs(cpu.losses[s]));
+  }
+  CHECK(cpu.losses.back() < cpu.losses.front());
+  std::printf("{\"test\": \"vit_mae_cuda_fp32_vs_cpu\", \"model\": \"%s\", \"batch\": %d, \"loss_rel\": %.3e, "
+              "\"worst_grad_rel\": %.3e, \"worst_loss_rel_%zu_steps\": %.3e}\n",
+              config.name.c_str(), batch, std::abs(gpu.losses[0] - cpu.losses[0]) / std::abs(cpu.losses[0]), worst,
+              cpu.losses.size(), worst_loss);
+}
+
+}  // namespace
+
+TEST_CASE("VitMae<Cuda> fp32 matches VitMae<Cpu> on tiny") { compare(sfm::named_model_config("tiny"), 4); }
+
+TEST_CASE("VitMae<Cuda> fp32 matches VitMae<Cpu> on small") { compare(sfm::named_model_config("small"), 2); }

@@ -1,10 +1,11 @@
 // Times full training steps (forward, backward, AdamW) of a named config on the CUDA backend and
 // prints one JSON object: step time, samples/s, tokens/s, achieved TFLOP/s and device memory.
 //
-//   bench_train_step_cuda [--config base] [--batch 64] [--steps 5] [--warmup 2]
+//   bench_train_step_cuda [--config base] [--batch 64] [--steps 5] [--warmup 2] [--precision fp32|tf32]
 //
-// The CUDA model currently runs in fp32 (cuBLASLt without TF32, fp32 SIMT attention); compare it
-// with the PyTorch reference on the same card (tests/reference/mae_reference.py bench --device cuda).
+// The CUDA model runs with fp32 activations: GEMMs in fp32 or, with --precision tf32, on TF32
+// tensor cores; attention is the fp32 SIMT kernel. Compare with the PyTorch reference on the same
+// card (tests/reference/mae_reference.py bench --device cuda).
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -19,6 +20,7 @@
 
 int main(int argc, char** argv) try {
   std::string config_name = "base";
+  std::string precision = "fp32";
   int64_t batch = 64, steps = 5, warmup = 2;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string key = argv[i], value = argv[i + 1];
@@ -26,8 +28,11 @@ int main(int argc, char** argv) try {
     else if (key == "--batch") batch = std::stoll(value);
     else if (key == "--steps") steps = std::stoll(value);
     else if (key == "--warmup") warmup = std::stoll(value);
+    else if (key == "--precision") precision = value;
     else sfm::fail("unknown option ", key);
   }
+  SFM_CHECK(precision == "fp32" || precision == "tf32", "--precision: fp32 or tf32, not ", precision);
+  sfm::cuda_context().tf32_matmul = precision == "tf32";
   const sfm::ModelConfig config = sfm::named_model_config(config_name);
   size_t free_before = 0, total = 0;
   SFM_CUDA_CHECK(cudaMemGetInfo(&free_before, &total));
@@ -64,7 +69,7 @@ int main(int argc, char** argv) try {
   SFM_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   const nlohmann::json result{{"framework", "sfm"},
                               {"backend", "cuda"},
-                              {"precision", "fp32"},
+                              {"precision", precision},
                               {"device", prop.name},
                               {"model", config_name},
                               {"batch", batch},

@@ -21,8 +21,11 @@ timeout 120 ./build-gpu/tests/kernels/cuda/test_cuda_kernels "[.bench]" > "$out/
 grep '^{' "$out/attention_bench_sfm.txt"
 timeout 120 python3 benchmarks/attention_torch.py > "$out/attention_bench_torch.txt" 2>&1
 cat "$out/attention_bench_torch.txt"
-timeout 120 ./build-gpu/bin/bench_train_step_cuda --config base --batch 64 > "$out/train_step_sfm.txt" 2>&1
-cat "$out/train_step_sfm.txt"
+for precision in fp32 tf32; do
+  timeout 120 ./build-gpu/bin/bench_train_step_cuda --config base --batch 64 --precision $precision \
+    > "$out/train_step_sfm_$precision.txt" 2>&1
+  cat "$out/train_step_sfm_$precision.txt"
+done
 for dtype in fp32 bf16; do
   timeout 120 python3 tests/reference/mae_reference.py bench --model base --batch 64 --steps 5 --device cuda \
     --dtype $dtype > "$out/train_step_torch_$dtype.txt" 2>&1

@@ -61,3 +61,17 @@ void compare(const sfm::ModelConfig& config, int batch) {
 TEST_CASE("VitMae<Cuda> fp32 matches VitMae<Cpu> on tiny") { compare(sfm::named_model_config("tiny"), 4); }
 
 TEST_CASE("VitMae<Cuda> fp32 matches VitMae<Cpu> on small") { compare(sfm::named_model_config("small"), 2); }
+
+TEST_CASE("VitMae<Cuda> with TF32 GEMMs stays within TF32 precision of the CPU on small") {
+  const auto spec = make_spec(sfm::named_model_config("small"), 2);
+  const auto cpu = sfm::test::run_cpu_model(spec);
+  sfm::cuda_context().tf32_matmul = true;
+  const auto gpu = sfm::test::train_model<sfm::Cuda>(spec);
+  sfm::cuda_context().tf32_matmul = false;
+  for (size_t s = 0; s < cpu.losses.size(); ++s) {
+    INFO("step " << s << ": loss cpu " << cpu.losses[s] << " gpu (tf32) " << gpu.losses[s]);
+    CHECK(std::abs(gpu.losses[s] - cpu.losses[s]) <= 1e-2 * std::abs(cpu.losses[s]));
+  }
+  std::printf("{\"test\": \"vit_mae_cuda_tf32_vs_cpu\", \"model\": \"small\", \"loss_rel_step0\": %.3e}\n",
+              std::abs(gpu.losses[0] - cpu.losses[0]) / std::abs(cpu.losses[0]));
+}

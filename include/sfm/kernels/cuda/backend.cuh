@@ -102,6 +102,9 @@ class CudaContext {
   cublasLtHandle_t lt = nullptr;
   void* workspace = nullptr;  // cuBLASLt workspace (32 MiB, the size NVIDIA recommends for Hopper)
   size_t workspace_bytes = size_t{32} << 20;
+  // fp32 GEMMs on TF32 tensor cores (inputs rounded to 10 mantissa bits, fp32 accumulation), as
+  // PyTorch's allow_tf32. Off by default: the fp32 path is what is compared with the CPU backend.
+  bool tf32_matmul = false;
 
  private:
   void* scratch_ = nullptr;

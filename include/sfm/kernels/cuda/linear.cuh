@@ -4,7 +4,7 @@
 // Shapes: in [rows, in_dim], weight [out_dim, in_dim] (nn.Linear), bias [out_dim], out [rows,
 // out_dim]; row-major, contiguous, on the device. T is float or sfm::bf16; products accumulate in
 // fp32 (CUBLAS_COMPUTE_32F: for float inputs that is true fp32, no TF32, so the fp32 CUDA path can be
-// compared tightly with the CPU backend).
+// compared tightly with the CPU backend; cuda_context().tf32_matmul opts into TF32 tensor cores).
 //
 // Row-major onto column-major cuBLAS: a row-major [r, c] matrix is, byte for byte, a column-major
 // [c, r] matrix (its transpose). So every row-major product Y = A·B is computed as the column-major
@@ -68,7 +68,9 @@ inline void lt_matmul(cudaDataType_t ab_type, cudaDataType_t d_type, bool trans_
                       int64_t ldd, float beta, const void* bias) {
   CudaContext& context = cuda_context();
   LtDescriptors desc;
-  SFM_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasComputeType_t compute =
+      ab_type == CUDA_R_32F && context.tf32_matmul ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  SFM_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc.op, compute, CUDA_R_32F));
   const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   SFM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.op, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof(op_a)));
   SFM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.op, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof(op_b)));

@@ -1,0 +1,106 @@
+// AllGatherKV: self-attention over a sequence split across a context-parallel group by gathering
+// every rank's K/V block (one all_gather), then attending the local queries to each block in rank
+// order and merging with the log-sum-exp. The backward gathers K/V again, computes this rank's dK/dV
+// share for every block and reduce-scatters the shares, so each rank gets the full dK/dV of its own
+// keys.
+//
+// Simpler than RingAttention and with one collective per direction, but its workspace holds all
+// P blocks (the whole sequence's K/V, and its dK/dV in the backward), so it saves no attention
+// memory; it is the baseline the ring is measured against.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "sfm/comm/communicator.hpp"
+#include "sfm/core/sequence_blocks.hpp"
+#include "sfm/kernels/cpu/backend.hpp"
+#include "sfm/kernels/views.hpp"
+#include "sfm/parallel/kv_blocks.hpp"
+
+namespace sfm {
+
+template <Communicator Comm, class Backend = Cpu>
+class AllGatherKV {
+ public:
+  explicit AllGatherKV(Comm& comm) : comm_(&comm) {}
+
+  SequenceBlocks blocks(int64_t length) const { return SequenceBlocks(length, comm_->size()); }
+
+  // As RingAttention::forward.
+  template <class T>
+  void forward(HeadsView<T> out, T* lse, InHeads<T> q, InHeads<T> k, InHeads<T> v, AttentionShape s, T scale) {
+    using namespace context_detail;
+    const Backend be{};
+    const int P = comm_->size(), r = comm_->rank();
+    const SequenceBlocks seq = sequence_of(s, P);
+    const AttentionShape local = block_shape(s, seq);
+    const int64_t kv_size = KvBlock<T>::size(local), stats = local.batch * local.heads * local.q_len;
+    workspace_.reset(workspace_bytes<T>(s));
+    auto carve = [&](int64_t count) { return workspace_.template carve<T>(count); };
+    T* all = carve(P * kv_size);
+    const HeadsView<T> part = contiguous_heads(carve(kv_size / 2), local);
+    T* part_lse = carve(stats);
+
+    gather_kv(be, all, k, v, local, seq.valid(r));
+    for (int owner = 0; owner < P; ++owner)
+      forward_block(be, owner == 0, out, lse, part, part_lse, q, KvBlock<T>{all + owner * kv_size, local}, scale,
+                    ValidRows{seq.valid(r), seq.valid(owner)});
+  }
+
+  // As RingAttention::backward.
+  template <class T>
+  void backward(HeadsView<T> d_q, HeadsView<T> d_k, HeadsView<T> d_v, InHeads<T> d_out, InHeads<T> out, const T* lse,
+                InHeads<T> q, InHeads<T> k, InHeads<T> v, AttentionShape s, T scale) {
+    using namespace context_detail;
+    const Backend be{};
+    const int P = comm_->size(), r = comm_->rank();
+    const SequenceBlocks seq = sequence_of(s, P);
+    const AttentionShape local = block_shape(s, seq);
+    const int64_t mine = seq.valid(r);
+    const int64_t kv_size = KvBlock<T>::size(local), stats = local.batch * local.heads * local.q_len;
+    workspace_.reset(workspace_bytes<T>(s));
+    auto carve = [&](int64_t count) { return workspace_.template carve<T>(count); };
+    T* all = carve(P * kv_size);
+    T* shares = carve(P * kv_size);  // this rank's dK/dV share of every block
+    T* delta = carve(stats);
+
+    gather_kv(be, all, k, v, local, mine);
+    zero_heads(be, d_q, local.batch, local.heads, local.q_len, local.head_dim);
+    attention_backward_delta(be, delta, d_out, out, local, mine);
+    fill_zero(be, shares, P * kv_size);
+    for (int owner = 0; owner < P; ++owner) {
+      const KvBlock<T> held{all + owner * kv_size, local}, share{shares + owner * kv_size, local};
+      attention_backward_block(be, d_q, share.k(), share.v(), d_out, lse, delta, q, held.k(), held.v(), local, scale,
+                               ValidRows{mine, seq.valid(owner)});
+    }
+    const KvBlock<T> total{shares + r * kv_size, local};  // the sum over ranks of chunk r, in place
+    comm_->reduce_scatter(std::span<const T>(shares, size_t(P * kv_size)), total.span());
+    unpack_grads(be, d_k, d_v, total, mine);
+  }
+
+  // Bytes of workspace a call with global shape `s` uses (the backward's; the forward's fits in it):
+  // every rank's K/V block and this rank's dK/dV share of each, and the row statistics.
+  template <class T>
+  size_t workspace_bytes(AttentionShape s) const {
+    using namespace context_detail;
+    const AttentionShape local = block_shape(s, sequence_of(s, comm_->size()));
+    return 2 * aligned_bytes<T>(comm_->size() * KvBlock<T>::size(local)) +
+           aligned_bytes<T>(local.batch * local.heads * local.q_len);
+  }
+
+ private:
+  // all ← every rank's packed K/V block, in rank order (this rank packs its own in place).
+  template <class T>
+  void gather_kv(Backend be, T* all, InHeads<T> k, InHeads<T> v, AttentionShape local, int64_t valid) {
+    const int64_t kv_size = context_detail::KvBlock<T>::size(local);
+    const context_detail::KvBlock<T> mine{all + comm_->rank() * kv_size, local};
+    context_detail::pack_kv(be, mine, k, v, valid);
+    comm_->all_gather(std::span<const T>(mine.span()), std::span<T>(all, size_t(comm_->size() * kv_size)));
+  }
+
+  Comm* comm_;
+  context_detail::Workspace<Backend> workspace_;
+};
+
+}  // namespace sfm

@@ -1,0 +1,132 @@
+// RingAttention: self-attention over a sequence split across the ranks of a context-parallel group
+// (ring attention). Each rank keeps its query block; the K/V blocks travel round the ring.
+//
+// Forward, P = comm.size() steps: at step s rank r holds the K/V block of rank (r − s) mod P,
+// attends its queries to it and merges the partial result into (out, lse) with the log-sum-exp
+// (exact; empty blocks have lse = −∞ and weight 0). Meanwhile the block already travels on to
+// rank r + 1 and the next one arrives from r − 1 (double-buffered send_recv_async), so the
+// transfer overlaps the compute.
+//
+// Backward recomputes P = exp(S − lse) with the global lse saved by the forward. dQ stays local;
+// the dK/dV of each block travel with it: at step s a rank computes its share for the block it
+// holds, adds the accumulator that arrives from r − 1 (posted a step earlier, so that transfer
+// overlaps this step's compute) and passes the sum on to r + 1. After P steps every accumulator has
+// visited every rank and arrives home: each rank holds the full dK/dV of its own keys. Gradients
+// accumulate in the element type (fp32 for the fp32 Cpu backend).
+//
+// Workspace (held by the policy, grown on first use): two K/V blocks in flight and, in the
+// backward, three dK/dV blocks, each 2·batch·heads·rows·head_dim elements, plus one statistic per
+// query row; rows = ⌈L/cp⌉, so it shrinks as 1/cp like the activations.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "sfm/comm/communicator.hpp"
+#include "sfm/core/sequence_blocks.hpp"
+#include "sfm/kernels/cpu/backend.hpp"
+#include "sfm/kernels/views.hpp"
+#include "sfm/parallel/kv_blocks.hpp"
+
+namespace sfm {
+
+template <Communicator Comm, class Backend = Cpu>
+class RingAttention {
+ public:
+  explicit RingAttention(Comm& comm) : comm_(&comm) {}
+
+  // How a sequence of `length` tokens is spread over the ranks (the model shards with this).
+  SequenceBlocks blocks(int64_t length) const { return SequenceBlocks(length, comm_->size()); }
+
+  // out, lse of this rank's queries against the whole sequence. `s` is the global shape
+  // (q_len = k_len = L); the views hold this rank's blocks(L).rows() rows and lse is
+  // [batch, heads, rows]. Padded query rows get out = 0, lse = −∞.
+  template <class T>
+  void forward(HeadsView<T> out, T* lse, InHeads<T> q, InHeads<T> k, InHeads<T> v, AttentionShape s, T scale) {
+    using namespace context_detail;
+    const Backend be{};
+    const int P = comm_->size(), r = comm_->rank();
+    const SequenceBlocks seq = sequence_of(s, P);
+    const AttentionShape local = block_shape(s, seq);
+    const int64_t kv_size = KvBlock<T>::size(local), stats = local.batch * local.heads * local.q_len;
+    workspace_.reset(workspace_bytes<T>(s));
+    auto carve = [&](int64_t count) { return workspace_.template carve<T>(count); };
+    const KvBlock<T> kv[2] = {{carve(kv_size), local}, {carve(kv_size), local}};
+    const HeadsView<T> part = contiguous_heads(carve(kv_size / 2), local);  // one block's partial output
+    T* part_lse = carve(stats);
+
+    pack_kv(be, kv[0], k, v, seq.valid(r));
+    for (int step = 0; step < P; ++step) {
+      const KvBlock<T>& held = kv[step % 2];
+      typename Comm::Handle next;
+      if (step + 1 < P)
+        next = comm_->send_recv_async(std::span<const T>(held.span()), (r + 1) % P, kv[(step + 1) % 2].span(),
+                                      (r + P - 1) % P);
+      const int owner = (r + P - step) % P;
+      forward_block(be, step == 0, out, lse, part, part_lse, q, held, scale, ValidRows{seq.valid(r), seq.valid(owner)});
+      next.wait();
+    }
+  }
+
+  // d_q, d_k, d_v (this rank's rows, padding rows 0) from d_out and the forward's out and lse.
+  template <class T>
+  void backward(HeadsView<T> d_q, HeadsView<T> d_k, HeadsView<T> d_v, InHeads<T> d_out, InHeads<T> out, const T* lse,
+                InHeads<T> q, InHeads<T> k, InHeads<T> v, AttentionShape s, T scale) {
+    using namespace context_detail;
+    const Backend be{};
+    const int P = comm_->size(), r = comm_->rank();
+    const SequenceBlocks seq = sequence_of(s, P);
+    const AttentionShape local = block_shape(s, seq);
+    const int64_t mine = seq.valid(r);
+    const int64_t kv_size = KvBlock<T>::size(local), stats = local.batch * local.heads * local.q_len;
+    workspace_.reset(workspace_bytes<T>(s));
+    auto carve = [&](int64_t count) { return workspace_.template carve<T>(count); };
+    const KvBlock<T> kv[2] = {{carve(kv_size), local}, {carve(kv_size), local}};
+    // shares[i]: this rank's dK/dV share for the block it holds plus the accumulator that arrived
+    // for it, sent on; arrived: the accumulator coming from rank r − 1.
+    const KvBlock<T> shares[2] = {{carve(kv_size), local}, {carve(kv_size), local}};
+    const KvBlock<T> arrived{carve(kv_size), local};
+    T* delta = carve(stats);
+
+    pack_kv(be, kv[0], k, v, mine);
+    zero_heads(be, d_q, local.batch, local.heads, local.q_len, local.head_dim);
+    attention_backward_delta(be, delta, d_out, out, local, mine);
+    typename Comm::Handle incoming;  // the accumulator travelling from r − 1 into `arrived`
+    for (int step = 0; step < P; ++step) {
+      const KvBlock<T>& held = kv[step % 2];
+      typename Comm::Handle next;
+      if (step + 1 < P)
+        next = comm_->send_recv_async(std::span<const T>(held.span()), (r + 1) % P, kv[(step + 1) % 2].span(),
+                                      (r + P - 1) % P);
+      const int owner = (r + P - step) % P;
+      const KvBlock<T>& share = shares[step % 2];
+      fill_zero(be, share.data, share.size());
+      attention_backward_block(be, d_q, share.k(), share.v(), d_out, lse, delta, q, held.k(), held.v(), local, scale,
+                               ValidRows{mine, seq.valid(owner)});
+      if (step > 0) {
+        incoming.wait();
+        add_inplace(be, share.data, static_cast<const T*>(arrived.data), share.size());
+      }
+      if (P > 1)
+        incoming = comm_->send_recv_async(std::span<const T>(share.span()), (r + 1) % P, arrived.span(), (r + P - 1) % P);
+      next.wait();
+    }
+    incoming.wait();
+    unpack_grads(be, d_k, d_v, P > 1 ? arrived : shares[0], mine);
+  }
+
+  // Bytes of workspace a call with global shape `s` uses (the backward's; the forward's fits in it):
+  // two K/V blocks in flight, two dK/dV shares and the arriving accumulator, the row statistics.
+  template <class T>
+  size_t workspace_bytes(AttentionShape s) const {
+    using namespace context_detail;
+    const AttentionShape local = block_shape(s, sequence_of(s, comm_->size()));
+    return 5 * aligned_bytes<T>(KvBlock<T>::size(local)) + aligned_bytes<T>(local.batch * local.heads * local.q_len);
+  }
+
+ private:
+  Comm* comm_;
+  context_detail::Workspace<Backend> workspace_;
+};
+
+}  // namespace sfm

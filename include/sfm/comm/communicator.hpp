@@ -178,6 +178,42 @@ inline void check_split(const char* who, int color) {
 
 }  // namespace comm_detail
 
+// The forms every asynchronous-at-heart communicator (Thread, MPI, NCCL) derives from its *_async
+// members: the blocking collectives wait for the async ones, and the in-place all_reduce_async is
+// the out-of-place one on the same span. CRTP: Derived provides the *_async members and a Handle
+// (and brings all_reduce_async in with a using-declaration, since its own overload hides this one).
+template <class Derived>
+class AsyncCollectives {
+ public:
+  template <CommElement T>
+  void all_reduce(std::span<T> inout, ReduceOp op = ReduceOp::sum) {
+    self().all_reduce_async(inout, op).wait();
+  }
+  template <CommElement T>
+  void all_reduce(const_span<T> in, std::span<T> out, ReduceOp op = ReduceOp::sum) {
+    self().all_reduce_async(in, out, op).wait();
+  }
+  template <CommElement T>
+  void reduce_scatter(const_span<T> in, std::span<T> out) {
+    self().reduce_scatter_async(in, out).wait();
+  }
+  template <CommElement T>
+  void all_gather(const_span<T> in, std::span<T> out) {
+    self().all_gather_async(in, out).wait();
+  }
+  template <CommElement T>
+  void send_recv(const_span<T> send, int dest, std::span<T> recv, int source) {
+    self().send_recv_async(send, dest, recv, source).wait();
+  }
+  template <CommElement T>
+  auto all_reduce_async(std::span<T> inout, ReduceOp op = ReduceOp::sum) {
+    return self().all_reduce_async(const_span<T>(inout), inout, op);
+  }
+
+ private:
+  Derived& self() { return static_cast<Derived&>(*this); }
+};
+
 // The traffic model (see the top of this file); `bytes` is the full buffer of the operation.
 namespace comm_traffic {
 

@@ -91,7 +91,7 @@ class MpiSession {
   bool owner_ = false;
 };
 
-class MpiComm {
+class MpiComm : public AsyncCollectives<MpiComm> {
  public:
   // Completion of an async operation: up to two requests, and a staging buffer copied out at the
   // end (reduce_scatter in place, which MPI cannot express as "out is chunk rank() of in").
@@ -184,31 +184,8 @@ class MpiComm {
     return local;
   }
 
-  template <CommElement T>
-  void all_reduce(std::span<T> inout, ReduceOp op = ReduceOp::sum) {
-    all_reduce_async(inout, op).wait();
-  }
-  template <CommElement T>
-  void all_reduce(const_span<T> in, std::span<T> out, ReduceOp op = ReduceOp::sum) {
-    all_reduce_async(in, out, op).wait();
-  }
-  template <CommElement T>
-  void reduce_scatter(const_span<T> in, std::span<T> out) {
-    reduce_scatter_async(in, out).wait();
-  }
-  template <CommElement T>
-  void all_gather(const_span<T> in, std::span<T> out) {
-    all_gather_async(in, out).wait();
-  }
-  template <CommElement T>
-  void send_recv(const_span<T> send, int dest, std::span<T> recv, int source) {
-    send_recv_async(send, dest, recv, source).wait();
-  }
+  using AsyncCollectives<MpiComm>::all_reduce_async;
 
-  template <CommElement T>
-  Handle all_reduce_async(std::span<T> inout, ReduceOp op = ReduceOp::sum) {
-    return all_reduce_async(const_span<T>(inout), inout, op);
-  }
   template <CommElement T>
   Handle all_reduce_async(const_span<T> in, std::span<T> out, ReduceOp op = ReduceOp::sum) {
     comm_detail::check_all_reduce<T>(name, in, out);

@@ -52,7 +52,7 @@ inline ncclRedOp_t reduction(ReduceOp op) { return op == ReduceOp::sum ? ncclSum
 
 }  // namespace nccl_detail
 
-class NcclComm {
+class NcclComm : public AsyncCollectives<NcclComm> {
  public:
   // An event recorded on the communication stream after the operation.
   class Handle {
@@ -133,31 +133,8 @@ class NcclComm {
   int rank() const { return rank_; }
   int size() const { return size_; }
 
-  template <CommElement T>
-  void all_reduce(std::span<T> inout, ReduceOp op = ReduceOp::sum) {
-    all_reduce_async(inout, op).wait();
-  }
-  template <CommElement T>
-  void all_reduce(const_span<T> in, std::span<T> out, ReduceOp op = ReduceOp::sum) {
-    all_reduce_async(in, out, op).wait();
-  }
-  template <CommElement T>
-  void reduce_scatter(const_span<T> in, std::span<T> out) {
-    reduce_scatter_async(in, out).wait();
-  }
-  template <CommElement T>
-  void all_gather(const_span<T> in, std::span<T> out) {
-    all_gather_async(in, out).wait();
-  }
-  template <CommElement T>
-  void send_recv(const_span<T> send, int dest, std::span<T> recv, int source) {
-    send_recv_async(send, dest, recv, source).wait();
-  }
+  using AsyncCollectives<NcclComm>::all_reduce_async;
 
-  template <CommElement T>
-  Handle all_reduce_async(std::span<T> inout, ReduceOp op = ReduceOp::sum) {
-    return all_reduce_async(const_span<T>(inout), inout, op);
-  }
   // NCCL takes in == out as in place.
   template <CommElement T>
   Handle all_reduce_async(const_span<T> in, std::span<T> out, ReduceOp op = ReduceOp::sum) {

@@ -57,7 +57,7 @@ void reduce_in_rank_order(const std::vector<Post>& posts, std::size_t offset, T*
 
 class ThreadGroup;
 
-class ThreadComm {
+class ThreadComm : public AsyncCollectives<ThreadComm> {
  public:
   // Completion of an async operation. Destroying it unwaited waits (and, while an exception is
   // unwinding, first aborts the group so the wait cannot hang).
@@ -111,31 +111,8 @@ class ThreadComm {
   int rank() const { return rank_; }
   int size() const { return team_->size(); }
 
-  template <CommElement T>
-  void all_reduce(std::span<T> inout, ReduceOp op = ReduceOp::sum) {
-    all_reduce_async(inout, op).wait();
-  }
-  template <CommElement T>
-  void all_reduce(const_span<T> in, std::span<T> out, ReduceOp op = ReduceOp::sum) {
-    all_reduce_async(in, out, op).wait();
-  }
-  template <CommElement T>
-  void reduce_scatter(const_span<T> in, std::span<T> out) {
-    reduce_scatter_async(in, out).wait();
-  }
-  template <CommElement T>
-  void all_gather(const_span<T> in, std::span<T> out) {
-    all_gather_async(in, out).wait();
-  }
-  template <CommElement T>
-  void send_recv(const_span<T> send, int dest, std::span<T> recv, int source) {
-    send_recv_async(send, dest, recv, source).wait();
-  }
+  using AsyncCollectives<ThreadComm>::all_reduce_async;
 
-  template <CommElement T>
-  Handle all_reduce_async(std::span<T> inout, ReduceOp op = ReduceOp::sum) {
-    return all_reduce_async(const_span<T>(inout), inout, op);
-  }
   template <CommElement T>
   Handle all_reduce_async(const_span<T> in, std::span<T> out, ReduceOp op = ReduceOp::sum) {
     comm_detail::check_all_reduce<T>(name, in, out);

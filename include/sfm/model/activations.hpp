@@ -1,9 +1,13 @@
 // The activation arena of VitMae: every tensor the forward keeps for the backward, and the
-// backward's scratch, carved out of one buffer (llm.c style) and re-carved only when the batch or
-// the number of visible tokens changes.
+// backward's scratch, carved out of one buffer (llm.c style) and re-carved only when its shape
+// (ActivationShape) changes.
 //
-// Rows are tokens: the encoder runs on B·(len_keep + 1) rows of width D, the decoder on B·(N + 1)
-// rows of width Dd. Block i's input is block i−1's output; block 0's input is the stack input.
+// Rows are tokens: the encoder runs on B·encoder_rows rows of width D, the decoder on B·decoder_rows
+// rows of width Dd; on one rank these are len_keep + 1 and N + 1, under context parallelism this
+// rank's share of them (model/sequence_shard.hpp), so everything but the stem shrinks as 1/cp. The
+// stem (patch rows, embedded tokens and their gradient) spans the whole token grid on every rank,
+// like the input volume each rank of a cp group holds. Block i's input is block i−1's output;
+// block 0's input is the stack input.
 #pragma once
 
 #include <algorithm>
@@ -13,6 +17,16 @@
 #include "sfm/model/config.hpp"
 
 namespace sfm {
+
+// What one rank's arena holds, per sample: encoder and decoder rows; the bridge gathers the encoder
+// rows of all cp ranks; target_rows of loss targets are copied out of the patch rows (0: read in place).
+struct ActivationShape {
+  int64_t batch = 0, encoder_rows = 0, decoder_rows = 0;
+  int cp = 1;
+  int64_t target_rows = 0;
+
+  bool operator==(const ActivationShape&) const = default;
+};
 
 struct BlockActivations {
   float *x_in, *ln1, *ln1_mean, *ln1_rstd, *qkv, *attn, *lse, *x_mid, *ln2, *ln2_mean, *ln2_rstd, *fc1, *gelu;
@@ -28,32 +42,39 @@ class Activations {
  public:
   // Forward state.
   float *patches, *tokens, *enc_in, *latent, *latent_mean, *latent_rstd;
-  float *dec_embedded, *dec_in, *dec_normed, *dec_mean, *dec_rstd, *pred, *d_pred;
+  // bridge: [cp, B·encoder_rows, Dd], the decoder embedding of every cp rank's encoder rows (chunk
+  // rank() is this rank's); in the backward it holds their gradients.
+  float *bridge, *dec_in, *dec_normed, *dec_mean, *dec_rstd, *pred, *d_pred, *target;
   StackActivations encoder, decoder;
   // Backward scratch: running residual gradient and per-layer temporaries (sized for either stack).
   float *d_res, *d_small, *d_qkv, *d_hidden, *d_latent, *d_tokens;
 
-  // Sizes the arena for `batch` samples with `len_keep` visible tokens (no-op when unchanged).
-  void reserve(const ModelConfig& config, int64_t batch, int64_t len_keep) {
-    if (batch == batch_ && len_keep == len_keep_) return;
-    arena_.assign(size_t(carve(config, batch, len_keep, nullptr)), 0.0f);
-    carve(config, batch, len_keep, arena_.data());
-    batch_ = batch, len_keep_ = len_keep;
+  // Sizes the arena for `shape` (no-op when unchanged); new memory starts zeroed.
+  void reserve(const ModelConfig& config, const ActivationShape& shape) {
+    if (shape == shape_) return;
+    arena_.assign(size_t(carve(config, shape, nullptr)), 0.0f);
+    carve(config, shape, arena_.data());
+    shape_ = shape;
   }
 
   int64_t bytes() const { return int64_t(arena_.size() * sizeof(float)); }
 
+  // Floats an arena of `shape` takes, without allocating it (memory estimates).
+  static int64_t floats(const ModelConfig& config, const ActivationShape& shape) {
+    return Activations().carve(config, shape, nullptr);
+  }
+
  private:
   // Assigns every pointer from `base` (nothing when null) and returns the number of floats used.
-  int64_t carve(const ModelConfig& c, int64_t B, int64_t K, float* base) {
+  int64_t carve(const ModelConfig& c, const ActivationShape& shape, float* base) {
     int64_t used = 0;
     auto take = [&](int64_t n) {
       float* p = base ? base + used : nullptr;
       used += n;
       return p;
     };
-    const int64_t N = c.tokens(), P = c.patch_size(), D = c.dim, Dd = c.decoder_dim;
-    const int64_t enc_rows = B * (K + 1), dec_rows = B * (N + 1);
+    const int64_t N = c.tokens(), P = c.patch_size(), D = c.dim, Dd = c.decoder_dim, B = shape.batch;
+    const int64_t enc_rows = B * shape.encoder_rows, dec_rows = B * shape.decoder_rows;
     patches = take(B * N * P);
     tokens = take(B * N * D);
     enc_in = take(enc_rows * D);
@@ -61,7 +82,7 @@ class Activations {
     latent = take(enc_rows * D);
     latent_mean = take(enc_rows);
     latent_rstd = take(enc_rows);
-    dec_embedded = take(enc_rows * Dd);
+    bridge = take(shape.cp * enc_rows * Dd);
     dec_in = take(dec_rows * Dd);
     carve_stack(decoder, dec_in, c.decoder_depth, dec_rows, Dd, c.decoder_heads, Dd * c.mlp_ratio, B, take);
     dec_normed = take(dec_rows * Dd);
@@ -77,6 +98,7 @@ class Activations {
     d_hidden = take(larger(D * c.mlp_ratio, Dd * c.mlp_ratio));
     d_latent = take(enc_rows * D);
     d_tokens = take(B * N * D);
+    target = take(B * shape.target_rows * P);
     return used;
   }
 
@@ -104,7 +126,7 @@ class Activations {
   }
 
   Array<float> arena_;
-  int64_t batch_ = -1, len_keep_ = -1;
+  ActivationShape shape_{-1};
 };
 
 }  // namespace sfm

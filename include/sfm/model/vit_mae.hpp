@@ -10,6 +10,16 @@
 // head); the model reaches them only through a ParamStore, group by group, so the same code runs
 // with everything resident (the default) or with ZeRO-sharded parameters gathered on demand.
 // Gradients accumulate, so several forward/backward calls before an optimizer step add up.
+//
+// Context parallelism (use_context_parallel): the ranks of a cp group run the same sample (volume
+// and mask) and split its token sequences (model/sequence_shard.hpp): each rank computes only its
+// encoder and decoder rows, attention exchanges K/V through the group's policy, the bridge
+// all-gathers the embedded encoder rows so each rank can assemble its decoder rows, and forward()
+// returns the loss summed over the group. Every rank's gradients are its share of the sample's; the
+// ParamStore sums them over the group (ZeroOptimizer on a communicator spanning it: parallel/mesh.hpp).
+// Padding rows (sequences that do not split evenly) start at zero and stay finite, and their loss
+// gradient is zero, so they add exactly nothing to any parameter gradient. With the default
+// SingleRank context the shard is the whole sequence and the computation is the single-rank one.
 #pragma once
 
 #include <cmath>
@@ -23,10 +33,12 @@
 #include "sfm/mae/mask.hpp"
 #include "sfm/model/activations.hpp"
 #include "sfm/model/config.hpp"
+#include "sfm/model/context_parallel.hpp"
 #include "sfm/model/init.hpp"
 #include "sfm/model/param_store.hpp"
 #include "sfm/model/params.hpp"
 #include "sfm/model/pos_embed.hpp"
+#include "sfm/model/sequence_shard.hpp"
 #include "sfm/kernels/views.hpp"
 // The CPU backend is the reference and always available; translation units compiled by nvcc use the
 // Cuda backend (kernels/cuda/kernels.cuh) and leave Eigen to host-compiled files.
@@ -88,6 +100,10 @@ class VitMae {
     resident_.reset();
   }
 
+  // Runs the model as one rank of the context-parallel group `group` (which outlives its use here).
+  void use_context_parallel(ContextParallel& group) { context_ = &group; }
+  ContextParallel& context_parallel() { return context_ ? *context_ : single_rank_; }
+
   // The resident parameters and gradients, in backend memory (only for a model built with
   // resident = true), and host copies of them.
   std::span<float> params() { return resident().params(); }
@@ -113,112 +129,152 @@ class VitMae {
 
   // Forward over `batch` volumes [batch, Z, Y, X] (C order) with the given mask; keeps the
   // activations for backward() and returns Σ_hidden token_mse / loss_normalizer (the MAE loss when
-  // the normalizer is the plan's hidden count, the default).
+  // the normalizer is the plan's hidden count, the default), summed over the cp group. Every rank of
+  // the group passes the same volumes and mask.
   double forward(const float* volume, const MaskPlan& mask, double loss_normalizer = 0) {
     SFM_CHECK(store_ != nullptr, "VitMae::forward(): no parameter store (use_param_store() was not called)");
     SFM_CHECK(mask.tokens == config_.tokens(), "mask plan has ", mask.tokens, " tokens, model has ", config_.tokens());
     if (loss_normalizer <= 0) loss_normalizer = double(mask.hidden_count());
-    batch_ = mask.batch, len_keep_ = mask.len_keep;
-    acts_.reserve(config_, mask.batch, mask.len_keep);
+    ContextParallel& cp = context_parallel();
+    shard_ = SequenceShard(mask, cp.size(), cp.rank());
+    const SequenceShard& sh = shard_;
+    acts_.reserve(config_, sh.activation_shape());
     const Backend be{};
     Activations<Array>& a = acts_;
-    const int64_t B = mask.batch, N = config_.tokens(), K = mask.len_keep, P = config_.patch_size();
+    const int64_t B = mask.batch, N = config_.tokens(), P = config_.patch_size();
     const int64_t D = config_.dim, Dd = config_.decoder_dim;
-    const int64_t Le = K + 1, Ld = N + 1;
-    ids_keep_.assign(mask.ids_keep.begin(), mask.ids_keep.end());
-    hidden_.assign(mask.hidden.begin(), mask.hidden.end());
+    const int64_t Re = sh.encoder.rows(), Rd = sh.decoder.rows();  // rows per sample on this rank
+    visible_ids_.assign(sh.visible_ids.begin(), sh.visible_ids.end());
+    token_hidden_.assign(sh.token_hidden.begin(), sh.token_hidden.end());
+    bridge_gathered_.assign(sh.bridge_gathered.begin(), sh.bridge_gathered.end());
+    bridge_decoder_.assign(sh.bridge_decoder.begin(), sh.bridge_decoder.end());
 
-    // Stem: patch embedding (Conv3d ≡ patchify + linear), positional embedding, the visible tokens.
+    // Stem: patch embedding (Conv3d ≡ patchify + linear) and positional embedding of every token,
+    // then this rank's encoder rows: cls (rank 0) and its visible tokens.
     GroupSpan p = store_->acquire_params(stem_group_);
     patchify(be, a.patches, volume, B, config_.grid());
     linear_forward(be, a.tokens, a.patches, p.at(patch_w_), p.at(patch_b_), B * N, P, D);
     add_rows_broadcast(be, TokenRows<float>{a.tokens, N}, pos_embed_table_.data() + D, B, N, D);
-    fill_rows(be, TokenRows<float>{a.enc_in, Le}, p.at(cls_token_), nullptr, B, 1, D);
-    add_rows_broadcast(be, TokenRows<float>{a.enc_in, Le}, pos_embed_table_.data(), B, 1, D);
-    gather_tokens(be, TokenRows<float>{a.enc_in, Le, 1}, TokenRows<const float>{a.tokens, N}, ids_keep_.data(), B, K, D);
+    if (sh.encoder.padding(sh.rank) > 0) fill_zero(be, a.enc_in, B * Re * D);
+    if (sh.visible_row > 0) {
+      fill_rows(be, TokenRows<float>{a.enc_in, Re}, p.at(cls_token_), nullptr, B, 1, D);
+      add_rows_broadcast(be, TokenRows<float>{a.enc_in, Re}, pos_embed_table_.data(), B, 1, D);
+    }
+    gather_tokens(be, TokenRows<float>{a.enc_in, Re, sh.visible_row}, TokenRows<const float>{a.tokens, N},
+                  visible_ids_.data(), B, sh.visible, D);
     store_->release_params(stem_group_);
 
-    stack_forward(encoder_, a.encoder, B, Le);
+    stack_forward(encoder_, a.encoder, B, sh.encoder);
 
-    // Bridge: the encoder's final norm, then the decoder input: embedded cls and visible tokens back
-    // at their positions, mask tokens elsewhere.
+    // Bridge: the encoder's final norm and the decoder embedding of this rank's rows, gathered from
+    // every rank; then the decoder input: embedded cls and visible tokens at their positions (copied
+    // through a compact buffer, d_small, free in the forward), mask tokens at hidden ones, positional
+    // embedding of this rank's positions.
     p = store_->acquire_params(bridge_group_);
     layernorm_forward(be, a.latent, a.latent_mean, a.latent_rstd, a.encoder.out, p.at(encoder_norm_w_),
-                      p.at(encoder_norm_b_), B * Le, D, kNormEps);
-    linear_forward(be, a.dec_embedded, a.latent, p.at(decoder_embed_w_), p.at(decoder_embed_b_), B * Le, D, Dd);
-    copy_rows(be, TokenRows<float>{a.dec_in, Ld}, TokenRows<const float>{a.dec_embedded, Le}, B, 1, Dd);
-    fill_rows(be, TokenRows<float>{a.dec_in, Ld, 1}, p.at(mask_token_), hidden_.data(), B, N, Dd);
-    scatter_tokens(be, TokenRows<float>{a.dec_in, Ld, 1}, TokenRows<const float>{a.dec_embedded, Le, 1},
-                   ids_keep_.data(), B, K, Dd);
-    add_rows_broadcast(be, TokenRows<float>{a.dec_in, Ld}, decoder_pos_embed_table_.data(), B, Ld, Dd);
+                      p.at(encoder_norm_b_), B * Re, D, kNormEps);
+    linear_forward(be, bridge_chunk(), a.latent, p.at(decoder_embed_w_), p.at(decoder_embed_b_), B * Re, D, Dd);
+    cp.all_gather(std::span<float>(a.bridge, size_t(cp.size() * B * Re * Dd)));
+    if (sh.decoder.padding(sh.rank) > 0) fill_zero(be, a.dec_in, B * Rd * Dd);
+    const int64_t copies = int64_t(sh.bridge_decoder.size());
+    gather_tokens(be, TokenRows<float>{a.d_small, copies}, TokenRows<const float>{a.bridge, 0},
+                  bridge_gathered_.data(), 1, copies, Dd);
+    scatter_tokens(be, TokenRows<float>{a.dec_in, 0}, TokenRows<const float>{a.d_small, copies},
+                   bridge_decoder_.data(), 1, copies, Dd);
+    fill_rows(be, TokenRows<float>{a.dec_in, Rd, sh.token_row}, p.at(mask_token_), token_hidden_.data(), B,
+              sh.token_count, Dd);
+    add_rows_broadcast(be, TokenRows<float>{a.dec_in, Rd}, decoder_pos_embed_table_.data() + sh.decoder.start(sh.rank) * Dd,
+                       B, sh.decoder.valid(sh.rank), Dd);
     store_->release_params(bridge_group_);
 
-    stack_forward(decoder_, a.decoder, B, Ld);
+    stack_forward(decoder_, a.decoder, B, sh.decoder);
 
     // Head: the decoder's final norm and the pixel prediction.
     p = store_->acquire_params(head_group_);
     layernorm_forward(be, a.dec_normed, a.dec_mean, a.dec_rstd, a.decoder.out, p.at(decoder_norm_w_),
-                      p.at(decoder_norm_b_), B * Ld, Dd, kNormEps);
-    linear_forward(be, a.pred, a.dec_normed, p.at(decoder_pred_w_), p.at(decoder_pred_b_), B * Ld, Dd, P);
+                      p.at(decoder_norm_b_), B * Rd, Dd, kNormEps);
+    linear_forward(be, a.pred, a.dec_normed, p.at(decoder_pred_w_), p.at(decoder_pred_b_), B * Rd, Dd, P);
     store_->release_params(head_group_);
 
-    // The loss skips the cls row of the prediction; its gradient rows stay zero.
-    fill_zero(be, a.d_pred, B * Ld * P);
-    return mae_loss(be, TokenRows<float>{a.d_pred, Ld, 1}, TokenRows<const float>{a.pred, Ld, 1}, a.patches,
-                    hidden_.data(), B, N, P, config_.norm_pix_loss, loss_normalizer);
+    // The loss of this rank's token rows; the gradient rows of cls and padding stay zero.
+    const float* target = a.patches + sh.first_token * P;
+    if (!sh.targets_in_place()) {
+      copy_rows(be, TokenRows<float>{a.target, sh.token_count}, TokenRows<const float>{a.patches, N, sh.first_token}, B,
+                sh.token_count, P);
+      target = a.target;
+    }
+    fill_zero(be, a.d_pred, B * Rd * P);
+    const double loss = mae_loss(be, TokenRows<float>{a.d_pred, Rd, sh.token_row},
+                                 TokenRows<const float>{a.pred, Rd, sh.token_row}, target, token_hidden_.data(), B,
+                                 sh.token_count, P, config_.norm_pix_loss, loss_normalizer);
+    return cp.sum(loss);
   }
 
   // Backward of the last forward(): adds the parameter gradients into grads().
   void backward() {
-    SFM_CHECK(batch_ > 0, "VitMae::backward() called before forward()");
+    SFM_CHECK(shard_.batch > 0, "VitMae::backward() called before forward()");
     const Backend be{};
     Activations<Array>& a = acts_;
-    const int64_t B = batch_, N = config_.tokens(), K = len_keep_, P = config_.patch_size();
+    ContextParallel& cp = context_parallel();
+    const SequenceShard& sh = shard_;
+    const int64_t B = sh.batch, N = config_.tokens(), P = config_.patch_size();
     const int64_t D = config_.dim, Dd = config_.decoder_dim;
-    const int64_t Le = K + 1, Ld = N + 1;
+    const int64_t Re = sh.encoder.rows(), Rd = sh.decoder.rows();
 
     // Head.
     GroupSpan p = store_->acquire_params(head_group_), g = store_->acquire_grads(head_group_);
     linear_backward(be, a.d_small, g.at(decoder_pred_w_), g.at(decoder_pred_b_), a.d_pred, a.dec_normed,
-                    p.at(decoder_pred_w_), B * Ld, Dd, P);
-    fill_zero(be, a.d_res, B * Ld * Dd);
+                    p.at(decoder_pred_w_), B * Rd, Dd, P);
+    fill_zero(be, a.d_res, B * Rd * Dd);
     layernorm_backward(be, a.d_res, g.at(decoder_norm_w_), g.at(decoder_norm_b_), a.d_small, a.decoder.out,
-                       a.dec_mean, a.dec_rstd, p.at(decoder_norm_w_), B * Ld, Dd);
+                       a.dec_mean, a.dec_rstd, p.at(decoder_norm_w_), B * Rd, Dd);
     finish_group(head_group_);
 
-    stack_backward(decoder_, a.decoder, B, Ld);
+    stack_backward(decoder_, a.decoder, B, sh.decoder);
 
-    // Bridge: through the decoder input (mask token, cls row, visible rows gathered back in shuffle
-    // order), the decoder embedding and the encoder's final norm.
+    // Bridge: through the decoder input (mask token; the embedded rows' gradients copied back along
+    // the forward's pairs, through d_qkv, free here, into the zeroed gathered buffer, and summed onto
+    // their owners), the decoder embedding and the encoder's final norm.
     p = store_->acquire_params(bridge_group_), g = store_->acquire_grads(bridge_group_);
-    sum_rows(be, g.at(mask_token_), TokenRows<const float>{a.d_res, Ld, 1}, hidden_.data(), B, N, Dd);
-    copy_rows(be, TokenRows<float>{a.d_small, Le}, TokenRows<const float>{a.d_res, Ld}, B, 1, Dd);
-    gather_tokens(be, TokenRows<float>{a.d_small, Le, 1}, TokenRows<const float>{a.d_res, Ld, 1}, ids_keep_.data(),
-                  B, K, Dd);
-    linear_backward(be, a.d_latent, g.at(decoder_embed_w_), g.at(decoder_embed_b_), a.d_small, a.latent,
-                    p.at(decoder_embed_w_), B * Le, D, Dd);
-    fill_zero(be, a.d_res, B * Le * D);
+    sum_rows(be, g.at(mask_token_), TokenRows<const float>{a.d_res, Rd, sh.token_row}, token_hidden_.data(), B,
+             sh.token_count, Dd);
+    const int64_t copies = int64_t(sh.bridge_decoder.size());
+    gather_tokens(be, TokenRows<float>{a.d_qkv, copies}, TokenRows<const float>{a.d_res, 0}, bridge_decoder_.data(), 1,
+                  copies, Dd);
+    fill_zero(be, a.bridge, cp.size() * B * Re * Dd);
+    scatter_tokens(be, TokenRows<float>{a.bridge, 0}, TokenRows<const float>{a.d_qkv, copies}, bridge_gathered_.data(),
+                   1, copies, Dd);
+    cp.reduce_scatter(std::span<float>(a.bridge, size_t(cp.size() * B * Re * Dd)));
+    linear_backward(be, a.d_latent, g.at(decoder_embed_w_), g.at(decoder_embed_b_), bridge_chunk(), a.latent,
+                    p.at(decoder_embed_w_), B * Re, D, Dd);
+    fill_zero(be, a.d_res, B * Re * D);
     layernorm_backward(be, a.d_res, g.at(encoder_norm_w_), g.at(encoder_norm_b_), a.d_latent, a.encoder.out,
-                       a.latent_mean, a.latent_rstd, p.at(encoder_norm_w_), B * Le, D);
+                       a.latent_mean, a.latent_rstd, p.at(encoder_norm_w_), B * Re, D);
     finish_group(bridge_group_);
 
-    stack_backward(encoder_, a.encoder, B, Le);
+    stack_backward(encoder_, a.encoder, B, sh.encoder);
 
-    // Stem: through the encoder input (cls token, visible rows back to the token grid) to the patch
-    // embedding.
+    // Stem: through this rank's encoder rows (cls token, visible rows back to the token grid) to the
+    // patch embedding.
     p = store_->acquire_params(stem_group_), g = store_->acquire_grads(stem_group_);
-    sum_rows(be, g.at(cls_token_), TokenRows<const float>{a.d_res, Le}, nullptr, B, 1, D);
+    if (sh.visible_row > 0)
+      sum_rows(be, g.at(cls_token_), TokenRows<const float>{a.d_res, Re}, nullptr, B, 1, D);
     fill_zero(be, a.d_tokens, B * N * D);
-    scatter_tokens(be, TokenRows<float>{a.d_tokens, N}, TokenRows<const float>{a.d_res, Le, 1}, ids_keep_.data(), B,
-                   K, D);
+    scatter_tokens(be, TokenRows<float>{a.d_tokens, N}, TokenRows<const float>{a.d_res, Re, sh.visible_row},
+                   visible_ids_.data(), B, sh.visible, D);
     linear_backward(be, static_cast<float*>(nullptr), g.at(patch_w_), g.at(patch_b_), a.d_tokens, a.patches,
                     p.at(patch_w_), B * N, P, D);
     finish_group(stem_group_);
   }
 
-  // The prediction of the last forward() for the tokens, [batch, N + 1, P] with row 0 the cls row.
+  // The prediction of the last forward() for this rank's decoder rows, [batch, rows, P]: on one rank
+  // [batch, N + 1, P] with row 0 the cls row; under cp the rows of shard() (decoder positions
+  // decoder.start(rank) + i).
   const float* prediction() const { return acts_.pred; }
-  // Bytes of the activation arena (sized by the last forward()).
+  // How the last forward() split the sequences (the whole of them on one rank).
+  const SequenceShard& shard() const { return shard_; }
+  // Bytes of the activation arena (sized by the last forward()); the attention policy's workspace
+  // is apart (ContextParallel::attention_workspace_bytes).
   int64_t activation_bytes() const { return acts_.bytes(); }
   // The (unnormalised) target patches of the last forward(), [batch, N, P].
   const float* target_patches() const { return acts_.patches; }
@@ -241,6 +297,12 @@ class VitMae {
   ResidentParams<Backend>& resident() {
     SFM_CHECK(resident_ != nullptr, "this VitMae runs on a sharded ParamStore: it has no resident parameters");
     return *resident_;
+  }
+
+  // This rank's chunk of the bridge buffer: the decoder embedding of its encoder rows (forward), their
+  // gradient (backward).
+  float* bridge_chunk() {
+    return acts_.bridge + int64_t(shard_.rank) * shard_.batch * shard_.encoder.rows() * config_.decoder_dim;
   }
 
   // A group's backward is complete: its gradients can be reduced, its parameters dropped.
@@ -296,21 +358,24 @@ class VitMae {
     return s;
   }
 
-  // Views of the packed qkv [B, L, 3, H, d] as Q, K, V and of the attention output [B, L, H, d].
+  // Views of the packed qkv [B, rows, 3, H, d] as Q, K, V and of the attention output [B, rows, H, d]
+  // for this rank's rows of a sequence, with the global shape (sequence length seq.length).
   struct AttentionViews {
     HeadsView<float> q, k, v, out;
     AttentionShape shape;
   };
-  static AttentionViews attention_views(float* qkv, float* out, int64_t B, int64_t L, int64_t dim, int64_t heads) {
-    const int64_t d = dim / heads;
-    auto part = [&](int64_t which) { return HeadsView<float>{qkv + which * dim, L * 3 * dim, d, 3 * dim}; };
-    return {part(0), part(1), part(2), HeadsView<float>{out, L * dim, d, dim}, AttentionShape{B, heads, L, L, d}};
+  static AttentionViews attention_views(float* qkv, float* out, int64_t B, const SequenceBlocks& seq, int64_t dim,
+                                        int64_t heads) {
+    const int64_t d = dim / heads, R = seq.rows(), L = seq.length;
+    auto part = [&](int64_t which) { return HeadsView<float>{qkv + which * dim, R * 3 * dim, d, 3 * dim}; };
+    return {part(0), part(1), part(2), HeadsView<float>{out, R * dim, d, dim}, AttentionShape{B, heads, L, L, d}};
   }
 
   // x_out = block(x_in) for every block; the output of block i is the input of block i + 1.
-  void stack_forward(const StackLayout& s, StackActivations& acts, int64_t B, int64_t L) {
+  void stack_forward(const StackLayout& s, StackActivations& acts, int64_t B, const SequenceBlocks& seq) {
     const Backend be{};
-    const int64_t rows = B * L, D = s.dim;
+    ContextParallel& cp = context_parallel();
+    const int64_t rows = B * seq.rows(), D = s.dim;
     const float scale = float(std::pow(double(D / s.heads), -0.5));
     for (size_t i = 0; i < s.blocks.size(); ++i) {
       const BlockOffsets& w = s.blocks[i];
@@ -319,8 +384,8 @@ class VitMae {
       float* x_out = i + 1 < s.blocks.size() ? acts.blocks[i + 1].x_in : acts.out;
       layernorm_forward(be, a.ln1, a.ln1_mean, a.ln1_rstd, a.x_in, p.at(w.norm1_w), p.at(w.norm1_b), rows, D, kNormEps);
       linear_forward(be, a.qkv, a.ln1, p.at(w.qkv_w), p.at(w.qkv_b), rows, D, 3 * D);
-      const AttentionViews v = attention_views(a.qkv, a.attn, B, L, D, s.heads);
-      attention_forward(be, v.out, a.lse, v.q, v.k, v.v, v.shape, scale);
+      const AttentionViews v = attention_views(a.qkv, a.attn, B, seq, D, s.heads);
+      cp.forward(v.out, a.lse, v.q, v.k, v.v, v.shape, scale);
       linear_forward(be, a.x_mid, a.attn, p.at(w.proj_w), p.at(w.proj_b), rows, D, D);
       add_inplace(be, a.x_mid, a.x_in, rows * D);
       layernorm_forward(be, a.ln2, a.ln2_mean, a.ln2_rstd, a.x_mid, p.at(w.norm2_w), p.at(w.norm2_b), rows, D, kNormEps);
@@ -333,10 +398,11 @@ class VitMae {
   }
 
   // On entry d_res holds ∂loss/∂(stack output); on exit ∂loss/∂(stack input).
-  void stack_backward(const StackLayout& s, StackActivations& acts, int64_t B, int64_t L) {
+  void stack_backward(const StackLayout& s, StackActivations& acts, int64_t B, const SequenceBlocks& seq) {
     const Backend be{};
+    ContextParallel& cp = context_parallel();
     Activations<Array>& ar = acts_;
-    const int64_t rows = B * L, D = s.dim;
+    const int64_t rows = B * seq.rows(), D = s.dim;
     const float scale = float(std::pow(double(D / s.heads), -0.5));
     for (size_t i = s.blocks.size(); i-- > 0;) {
       const BlockOffsets& w = s.blocks[i];
@@ -348,9 +414,9 @@ class VitMae {
       layernorm_backward(be, ar.d_res, g.at(w.norm2_w), g.at(w.norm2_b), ar.d_small, a.x_mid, a.ln2_mean, a.ln2_rstd,
                          p.at(w.norm2_w), rows, D);
       linear_backward(be, ar.d_small, g.at(w.proj_w), g.at(w.proj_b), ar.d_res, a.attn, p.at(w.proj_w), rows, D, D);
-      const AttentionViews v = attention_views(a.qkv, a.attn, B, L, D, s.heads);
-      const AttentionViews dv = attention_views(ar.d_qkv, ar.d_small, B, L, D, s.heads);
-      attention_backward(be, dv.q, dv.k, dv.v, dv.out, v.out, a.lse, v.q, v.k, v.v, v.shape, scale);
+      const AttentionViews v = attention_views(a.qkv, a.attn, B, seq, D, s.heads);
+      const AttentionViews dv = attention_views(ar.d_qkv, ar.d_small, B, seq, D, s.heads);
+      cp.backward(dv.q, dv.k, dv.v, dv.out, v.out, a.lse, v.q, v.k, v.v, v.shape, scale);
       linear_backward(be, ar.d_small, g.at(w.qkv_w), g.at(w.qkv_b), ar.d_qkv, a.ln1, p.at(w.qkv_w), rows, D, 3 * D);
       layernorm_backward(be, ar.d_res, g.at(w.norm1_w), g.at(w.norm1_b), ar.d_small, a.x_in, a.ln1_mean, a.ln1_rstd,
                          p.at(w.norm1_w), rows, D);
@@ -365,9 +431,12 @@ class VitMae {
   std::vector<float> pos_embed_, decoder_pos_embed_;              // host copies
   Array<float> pos_embed_table_, decoder_pos_embed_table_;         // what the kernels read
   Activations<Array> acts_;
-  int64_t batch_ = 0, len_keep_ = 0;  // of the last forward()
-  Array<int64_t> ids_keep_;
-  Array<uint8_t> hidden_;
+  SingleRank<Backend> single_rank_;
+  ContextParallel* context_ = nullptr;  // null: single_rank_
+  SequenceShard shard_;                 // of the last forward()
+  // shard_'s index arrays in backend memory.
+  Array<int64_t> visible_ids_, bridge_gathered_, bridge_decoder_;
+  Array<uint8_t> token_hidden_;
 
   StackLayout encoder_, decoder_;
   int stem_group_ = 0, bridge_group_ = 0, head_group_ = 0;

@@ -17,23 +17,7 @@
 #include "sfm/model/vit_mae.hpp"
 #include "sfm/optim/adamw.hpp"
 #include "sfm/optim/clip.hpp"
-
-namespace {
-
-// Forward matmul FLOPs of one sample: linear layers 2·rows·in·out, attention 4·L²·D per block.
-double forward_flops(const sfm::ModelConfig& c, int64_t len_keep) {
-  auto stack = [&](int64_t L, int64_t D, int64_t depth) {
-    const double hidden = double(D * c.mlp_ratio);
-    const double linear = 2.0 * double(L) * (3.0 * D * D + D * D + 2.0 * D * hidden);
-    return double(depth) * (linear + 4.0 * double(L) * double(L) * double(D));
-  };
-  const int64_t N = c.tokens(), P = c.patch_size();
-  return 2.0 * double(N) * P * c.dim + stack(len_keep + 1, c.dim, c.depth) +
-         2.0 * double(len_keep + 1) * c.dim * c.decoder_dim + stack(N + 1, c.decoder_dim, c.decoder_depth) +
-         2.0 * double(N + 1) * c.decoder_dim * P;
-}
-
-}  // namespace
+#include "sfm/train/flops.hpp"
 
 int main(int argc, char** argv) try {
   std::string config_name = "small";
@@ -71,7 +55,7 @@ int main(int argc, char** argv) try {
     if (step >= warmup) seconds += std::chrono::duration<double>(clock::now() - start).count();
   }
   const double step_s = seconds / double(steps);
-  const double flops = 3.0 * forward_flops(config, K) * double(batch);
+  const double flops = sfm::train_step_flops(config, K, batch);
   const nlohmann::json result{{"framework", "sfm"},
                               {"backend", "cpu"},
                               {"model", config_name},

@@ -1,4 +1,4 @@
-// FileStore: round trips, ranges and suffix ranges, absent keys, refused keys, get_many.
+// FileStore: round trips, ranges and suffix ranges, absent keys, refused keys, get_many, listing.
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -126,4 +126,20 @@ TEST_CASE("FileStore::get_many returns results in request order", "[io][store]")
   // One bad request fails the batch with its own key named.
   requests[17].range = ByteRange{100000, 1};
   CHECK_THROWS_WITH(store.get_many(requests), sfm::test::contains(requests[17].key));
+}
+
+TEST_CASE("FileStore lists the keys under a prefix, sorted, without temporary files", "[io][store]") {
+  const fs::path root = sfm::test::scratch_dir("store_file_list");
+  FileStore store(root);
+  for (const std::string key : {"zarr.json", "a/zarr.json", "a/c/0/1", "a/c/0/0", "ab/zarr.json", "b/.zarray"})
+    store.set(key, pattern(4));
+  std::ofstream(root / "a" / "c" / "0" / "2.tmp-1-1") << "unfinished";
+  using Keys = std::vector<std::string>;
+  CHECK(store.list_prefix("") == Keys{"a/c/0/0", "a/c/0/1", "a/zarr.json", "ab/zarr.json", "b/.zarray", "zarr.json"});
+  CHECK(store.list_prefix("a/") == Keys{"a/c/0/0", "a/c/0/1", "a/zarr.json"});
+  CHECK(store.list_prefix("a") == Keys{"a/c/0/0", "a/c/0/1", "a/zarr.json", "ab/zarr.json"});
+  CHECK(store.list_prefix("a/c/0/") == Keys{"a/c/0/0", "a/c/0/1"});
+  CHECK(store.list_prefix("missing/").empty());
+  CHECK(FileStore(root / "nothing").list_prefix("").empty());
+  CHECK_THROWS_WITH(store.list_prefix("../"), sfm::test::contains("refused key"));
 }

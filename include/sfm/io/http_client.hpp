@@ -224,6 +224,10 @@ class HttpClient {
     if (--job.batch->remaining == 0) job.batch->done.notify_all();
   }
 
+  // libcurl's receive buffer: chunks are megabytes, and its 16 KiB default costs a read call and a
+  // write callback per 16 KiB.
+  static constexpr long kReceiveBuffer = 512 * 1024;
+
   static long milliseconds(double seconds) { return std::max(1L, std::lround(seconds * 1000)); }
 
   void loop() {
@@ -294,6 +298,7 @@ class HttpClient {
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t.header_list);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &HttpClient::on_data);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, &t);
+    curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, kReceiveBuffer);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t.error);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_USERAGENT, "sfm");

@@ -27,7 +27,8 @@ using zarr::json;
 
 class Dataset {
  public:
-  static Dataset open(std::shared_ptr<Store> store, const std::string& root = "", zarr::ArrayOptions options = {}) {
+  // Malformed root attributes raise sfm::Error, like every other bad input.
+  static Dataset open(std::shared_ptr<Store> store, const std::string& root = "", zarr::ArrayOptions options = {}) try {
     zarr::Node node = zarr::open_node(store, root, options);
     SFM_CHECK(std::holds_alternative<zarr::Group>(node), "not an MDIO dataset: '", root, "' in ", store->describe(),
               " is a Zarr array, not a group");
@@ -72,6 +73,8 @@ class Dataset {
       ds.mask_name_ = "metadata/live_mask";
     }
     return ds;
+  } catch (const json::exception& e) {
+    fail("not an MDIO dataset: malformed root attributes of '", root, "' in ", store->describe(), ": ", e.what());
   }
 
   int version() const { return version_; }

@@ -5,7 +5,8 @@
 // a half-written value (no fsync: a crash may lose the newest values, never corrupt older ones).
 // Keys are checked (store_key.hpp) before they touch the file system, so none escapes the root;
 // symbolic links placed inside the root by its owner are followed. get_many reads on a few
-// threads, which keeps several requests in flight on NVMe and network file systems.
+// threads, which keeps several requests in flight on NVMe and network file systems. It lists
+// keys (zarr::ListableStore) so that groups without consolidated metadata find their children.
 #pragma once
 
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include <atomic>
 #include <cerrno>
 #include <exception>
+#include <string>
 #include <filesystem>
 #include <system_error>
 #include <thread>
@@ -24,10 +26,11 @@
 #include "sfm/core/error.hpp"
 #include "sfm/io/store.hpp"
 #include "sfm/io/store_key.hpp"
+#include "sfm/io/zarr/listable.hpp"
 
 namespace sfm::io {
 
-class FileStore final : public Store {
+class FileStore final : public Store, public zarr::ListableStore {
  public:
   // Threads that get_many reads on, at most.
   static constexpr size_t kReadThreads = 8;
@@ -113,6 +116,29 @@ class FileStore final : public Store {
       ::unlink(temp.c_str());
       throw;
     }
+  }
+
+  // Keys of the files under the root that start with `prefix`, sorted; temporary files of
+  // unfinished writes are left out.
+  std::vector<std::string> list_prefix(const std::string& prefix) const override {
+    namespace fs = std::filesystem;
+    const size_t slash = prefix.rfind('/');
+    const std::string dir = slash == std::string::npos ? "" : prefix.substr(0, slash);
+    if (!dir.empty()) check_key(describe(), dir);
+    std::vector<std::string> keys;
+    std::error_code error;
+    fs::recursive_directory_iterator it(dir.empty() ? root_ : root_ / dir, fs::directory_options::follow_directory_symlink,
+                                        error);
+    if (error == std::errc::no_such_file_or_directory || error == std::errc::not_a_directory) return keys;
+    for (; !error && it != fs::recursive_directory_iterator(); it.increment(error)) {
+      std::error_code ignored;
+      if (!it->is_regular_file(ignored)) continue;
+      std::string key = it->path().lexically_relative(root_).generic_string();
+      if (key.starts_with(prefix) && key.find(".tmp-") == std::string::npos) keys.push_back(std::move(key));
+    }
+    SFM_CHECK(!error, describe(), ": cannot list keys under '", prefix, "': ", error.message());
+    std::sort(keys.begin(), keys.end());
+    return keys;
   }
 
   std::string describe() const override { return "file://" + root_.string(); }

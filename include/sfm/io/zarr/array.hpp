@@ -3,8 +3,10 @@
 // read_box(start, shape) works out the chunks (or, for sharded arrays, the inner chunks) the box
 // touches, takes what it can from a byte-bounded LRU cache of decoded chunks, fetches the rest with
 // one Store::get_many (sharded: one get_many for the shard indexes, one for the inner chunks' byte
-// ranges), decodes them in parallel on a thread pool and copies the overlaps into the output in C
-// order. Missing chunks read as the fill value. Copies of an Array share its cache and counters.
+// ranges), then, in parallel on a thread pool, decodes each chunk and copies its overlap into the
+// output in C order in the same task. float32 chunks decompress straight into their chunk buffer;
+// with the cache off that buffer is a per-thread scratch buffer, reused from chunk to chunk.
+// Missing chunks read as the fill value. Copies of an Array share its cache and counters.
 #pragma once
 
 #include <atomic>
@@ -13,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <span>
 #include <string>
@@ -134,12 +137,13 @@ class Array {
 
   // One decode unit of a read: a chunk, or an inner chunk of a shard.
   struct Unit {
-    std::vector<int64_t> index;  // in the unit grid (chunks, or inner chunks)
-    std::string store_key;       // the chunk, or the shard holding it
-    int64_t inner = -1;          // linear inner-chunk index inside the shard
+    std::vector<int64_t> index;    // in the unit grid (chunks, or inner chunks)
+    std::string store_key;         // the chunk, or the shard holding it
+    int64_t inner = -1;            // linear inner-chunk index inside the shard
     std::string cache_key;
-    ChunkPtr data;               // null: fill
-    bool ready = false;
+    bool cached = false;           // `data` came from the cache
+    ChunkPtr data;                 // decoded chunk (from the cache, or kept for it); null: none
+    std::optional<Bytes> encoded;  // fetched bytes to decode; none: fill (or cached)
   };
 
   static json parse_json(const Bytes& bytes, const Store& store, const std::string& key) {
@@ -172,16 +176,26 @@ class Array {
          list(ashape));
   }
 
-  // Decodes native bytes to a float chunk, timing it.
-  ChunkPtr decode_unit(ByteView encoded, std::span<const int64_t> shape, const Pipeline& pipeline,
-                       const std::string& where) const {
+  // Decodes stored bytes into a float32 chunk, timing it: float32 arrays straight into `chunk`,
+  // other dtypes through their native bytes.
+  void decode_unit(ByteView encoded, std::span<const int64_t> shape, const Pipeline& pipeline, const std::string& where,
+                   std::span<float> chunk) const {
     const auto t0 = std::chrono::steady_clock::now();
-    const Bytes raw = pipeline.decode(encoded, shape, where);
-    auto chunk = std::make_shared<std::vector<float>>(size_t(nd::count(shape)));
-    convert_to_float(pipeline.dtype(), raw.data(), chunk->data(), chunk->size());
+    const DataType& dtype = pipeline.dtype();
+    if (dtype.kind == Kind::Float && dtype.size == 4) {
+      pipeline.decode_into(encoded, shape, std::as_writable_bytes(chunk), where);
+    } else {
+      const Bytes raw = pipeline.decode(encoded, shape, where);
+      convert_to_float(dtype, raw.data(), chunk.data(), chunk.size());
+    }
     state_->decode_ns += uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
     ++state_->decoded;
-    return chunk;
+  }
+
+  // The store key of `u` for errors: the chunk, or the inner chunk of its shard.
+  std::string where_unit(const Unit& u) const {
+    const std::string where = describe_key(*state_->store, u.store_key);
+    return u.inner < 0 ? where : where + " inner chunk " + std::to_string(u.inner);
   }
 
   void fetch_plain(std::vector<Unit*>& todo) const;
@@ -228,12 +242,12 @@ inline void Array::read_box(std::span<const int64_t> start, std::span<const int6
     }
     units.push_back(std::move(u));
   });
-  // Cache lookups.
+  // Cache lookups, then one fetch for the rest.
   std::vector<Unit*> todo;
   for (Unit& u : units) {
     if (auto hit = state_->cache.get(u.cache_key)) {
       u.data = *hit;
-      u.ready = true;
+      u.cached = true;
       ++state_->hits;
     } else {
       todo.push_back(&u);
@@ -243,13 +257,30 @@ inline void Array::read_box(std::span<const int64_t> start, std::span<const int6
   if (!todo.empty()) {
     if (state_->sharded) fetch_sharded(todo);
     else fetch_plain(todo);
-    for (Unit* u : todo) state_->cache.put(u->cache_key, u->data);
   }
-  // Copy each unit's overlap with the box into the output.
+  // Each unit: decode what was fetched, then copy its overlap with the box into the output.
   const float fill = float(m.fill.as_double());
-  const std::vector<int64_t> zero(rank, 0);
+  const bool caching = state_->cache.capacity_bytes() > 0;
+  const Pipeline& pipeline = state_->sharded ? *state_->pipeline->sharding()->codecs : *state_->pipeline;
+  const size_t unit_count = size_t(nd::count(unit_shape));
   pool().parallel_for(units.size(), [&](size_t k) {
-    const Unit& u = units[k];
+    Unit& u = units[k];
+    const float* chunk = u.data ? u.data->data() : nullptr;
+    if (u.encoded) {
+      thread_local std::vector<float> scratch;
+      std::span<float> buffer;
+      if (caching) {
+        auto owned = std::make_shared<std::vector<float>>(unit_count);
+        buffer = *owned;
+        u.data = std::move(owned);
+      } else {
+        scratch.resize(unit_count);
+        buffer = scratch;
+      }
+      decode_unit(*u.encoded, unit_shape, pipeline, where_unit(u), buffer);
+      u.encoded.reset();
+      chunk = buffer.data();
+    }
     std::vector<int64_t> src_start(rank), dst_start(rank), ext(rank);
     for (size_t d = 0; d < rank; ++d) {
       const int64_t lo = std::max(start[d], u.index[d] * unit_shape[d]);
@@ -258,13 +289,15 @@ inline void Array::read_box(std::span<const int64_t> start, std::span<const int6
       dst_start[d] = lo - start[d];
       ext[d] = hi - lo;
     }
-    if (u.data) {
-      nd::copy_box(reinterpret_cast<std::byte*>(out.data()), shape, dst_start,
-                   reinterpret_cast<const std::byte*>(u.data->data()), unit_shape, src_start, ext, sizeof(float));
+    if (chunk) {
+      nd::copy_box(reinterpret_cast<std::byte*>(out.data()), shape, dst_start, reinterpret_cast<const std::byte*>(chunk),
+                   unit_shape, src_start, ext, sizeof(float));
     } else {
       nd::fill_box(out.data(), shape, dst_start, ext, fill);
     }
   });
+  if (caching)
+    for (Unit* u : todo) state_->cache.put(u->cache_key, u->data);
 }
 
 inline void Array::fetch_plain(std::vector<Unit*>& todo) const {
@@ -274,14 +307,10 @@ inline void Array::fetch_plain(std::vector<Unit*>& todo) const {
   SFM_CHECK(results.size() == requests.size(), state_->store->describe(), ": get_many returned ", results.size(),
             " results for ", requests.size(), " requests");
   state_->requests += requests.size();
-  for (const auto& r : results)
-    if (r) state_->bytes += r->size();
-  const auto& chunk_shape = state_->meta.chunk_shape();
-  pool().parallel_for(todo.size(), [&](size_t k) {
-    Unit& u = *todo[k];
-    if (results[k]) u.data = decode_unit(*results[k], chunk_shape, *state_->pipeline, describe_key(*state_->store, u.store_key));
-    u.ready = true;
-  });
+  for (size_t k = 0; k < todo.size(); ++k) {
+    if (results[k]) state_->bytes += results[k]->size();
+    todo[k]->encoded = std::move(results[k]);
+  }
 }
 
 inline void Array::fetch_sharded(std::vector<Unit*>& todo) const {
@@ -331,10 +360,7 @@ inline void Array::fetch_sharded(std::vector<Unit*>& todo) const {
     const auto& index = indexes[u->store_key];
     const uint64_t off = index ? (*index)[size_t(2 * u->inner)] : Pipeline::kMissing;
     const uint64_t len = index ? (*index)[size_t(2 * u->inner + 1)] : Pipeline::kMissing;
-    if (off == Pipeline::kMissing && len == Pipeline::kMissing) {
-      u->ready = true;  // missing shard or inner chunk: fill
-      continue;
-    }
+    if (off == Pipeline::kMissing && len == Pipeline::kMissing) continue;  // missing shard or inner chunk: fill
     SFM_CHECK(off <= uint64_t(INT64_MAX) && len <= uint64_t(INT64_MAX),
               describe_key(*state_->store, u->store_key), ": corrupt shard index entry ", u->inner);
     fetch.push_back(u);
@@ -345,18 +371,15 @@ inline void Array::fetch_sharded(std::vector<Unit*>& todo) const {
   SFM_CHECK(results.size() == requests.size(), state_->store->describe(), ": get_many returned ", results.size(),
             " results for ", requests.size(), " requests");
   state_->requests += requests.size();
-  for (const auto& r : results)
-    if (r) state_->bytes += r->size();
-  pool().parallel_for(fetch.size(), [&](size_t k) {
-    Unit& u = *fetch[k];
-    const std::string where = describe_key(*state_->store, u.store_key) + " inner chunk " + std::to_string(u.inner);
+  for (size_t k = 0; k < fetch.size(); ++k) {
+    const std::string where = where_unit(*fetch[k]);
     SFM_CHECK(results[k].has_value(), where, ": the shard disappeared between index and chunk reads");
+    state_->bytes += results[k]->size();
     SFM_CHECK(results[k]->size() == size_t(requests[k].range->length), where, ": bytes [", requests[k].range->offset,
               ", ", requests[k].range->offset + requests[k].range->length, ") lie beyond the end of the shard (got ",
               results[k]->size(), " bytes): truncated shard");
-    u.data = decode_unit(*results[k], sharding.inner, *sharding.codecs, where);
-    u.ready = true;
-  });
+    fetch[k]->encoded = std::move(results[k]);
+  }
 }
 
 }  // namespace sfm::io::zarr

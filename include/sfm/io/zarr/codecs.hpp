@@ -3,7 +3,9 @@
 //
 // Every decode takes `limit`, the most bytes it may produce, and `where` (store and chunk key) for
 // its errors: corrupt or truncated input raises sfm::Error naming the codec, the place and what was
-// wrong, and never reads outside the input. The C libraries are Debian's (libblosc, libzstd, zlib,
+// wrong, and never reads outside the input. blosc, zstd and lz4 also decode straight into a
+// caller's buffer (*_decode_into) when their header says the output has exactly its size; they
+// return false otherwise, and the caller takes the general path, which reports any mismatch. The C libraries are Debian's (libblosc, libzstd, zlib,
 // liblz4); a codec whose library was not found at build time fails with "unsupported: ...".
 #pragma once
 
@@ -114,20 +116,43 @@ inline Bytes blosc_encode(ByteView in, const std::string& cname, int clevel, int
 #endif
 }
 
-inline Bytes blosc_decode(ByteView in, size_t limit, const std::string& where) {
 #ifdef SFM_ZARR_HAVE_BLOSC
+// The decoded size a valid blosc header states.
+inline size_t blosc_decoded_size(ByteView in, const std::string& where) {
   size_t nbytes = 0;
   SFM_CHECK(in.size() >= BLOSC_MIN_HEADER_LENGTH && blosc_cbuffer_validate(in.data(), in.size(), &nbytes) == 0,
             "blosc: ", where, ": corrupt or truncated blosc buffer (", in.size(), " bytes)");
+  return nbytes;
+}
+
+inline void blosc_decompress_exact(ByteView in, std::span<std::byte> out, const std::string& where) {
+  if (out.empty()) return;
+  const int n = blosc_decompress_ctx(in.data(), out.data(), out.size(), 1);
+  SFM_CHECK(n > 0 && size_t(n) == out.size(), "blosc: ", where, ": decompression failed (corrupt data, result ", n, ")");
+}
+#endif
+
+inline Bytes blosc_decode(ByteView in, size_t limit, const std::string& where) {
+#ifdef SFM_ZARR_HAVE_BLOSC
+  const size_t nbytes = blosc_decoded_size(in, where);
   SFM_CHECK(nbytes <= limit, "blosc: ", where, ": header says ", nbytes, " bytes decoded, more than the expected ", limit);
   Bytes out(nbytes);
-  if (nbytes == 0) return out;
-  const int n = blosc_decompress_ctx(in.data(), out.data(), out.size(), 1);
-  SFM_CHECK(n > 0 && size_t(n) == nbytes, "blosc: ", where, ": decompression failed (corrupt data, result ", n, ")");
+  blosc_decompress_exact(in, out, where);
   return out;
 #else
   (void)in, (void)limit;
   fail("unsupported: blosc codec at ", where, " (sfm was built without libblosc)");
+#endif
+}
+
+inline bool blosc_decode_into(ByteView in, std::span<std::byte> out, const std::string& where) {
+#ifdef SFM_ZARR_HAVE_BLOSC
+  if (blosc_decoded_size(in, where) != out.size()) return false;
+  blosc_decompress_exact(in, out, where);
+  return true;
+#else
+  (void)in, (void)out, (void)where;
+  return false;
 #endif
 }
 
@@ -187,6 +212,19 @@ inline Bytes zstd_decode(ByteView in, size_t limit, const std::string& where) {
 #else
   (void)in, (void)limit;
   fail("unsupported: zstd codec at ", where, " (sfm was built without libzstd)");
+#endif
+}
+
+// A single frame that states its content size, decoded into `out` when that size is out.size().
+inline bool zstd_decode_into(ByteView in, std::span<std::byte> out, const std::string& where) {
+#ifdef SFM_ZARR_HAVE_ZSTD
+  (void)where;
+  if (ZSTD_getFrameContentSize(in.data(), in.size()) != out.size()) return false;
+  const size_t n = ZSTD_decompress(out.data(), out.size(), in.data(), in.size());
+  return !ZSTD_isError(n) && n == out.size();  // several frames or a corrupt one: the general path says which
+#else
+  (void)in, (void)out, (void)where;
+  return false;
 #endif
 }
 
@@ -276,6 +314,20 @@ inline Bytes lz4_decode(ByteView in, size_t limit, const std::string& where) {
 #else
   (void)in, (void)limit;
   fail("unsupported: lz4 codec at ", where, " (sfm was built without liblz4)");
+#endif
+}
+
+inline bool lz4_decode_into(ByteView in, std::span<std::byte> out, const std::string& where) {
+#ifdef SFM_ZARR_HAVE_LZ4
+  if (in.size() < 4 || load_le32(in.data()) != out.size() || out.empty()) return false;
+  const int n = LZ4_decompress_safe(reinterpret_cast<const char*>(in.data() + 4), reinterpret_cast<char*>(out.data()),
+                                    int(in.size() - 4), int(out.size()));
+  SFM_CHECK(n >= 0 && size_t(n) == out.size(), "lz4: ", where, ": corrupt or truncated block (decoded ", n, " of ",
+            out.size(), " bytes)");
+  return true;
+#else
+  (void)in, (void)out, (void)where;
+  return false;
 #endif
 }
 

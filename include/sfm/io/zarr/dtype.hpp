@@ -10,6 +10,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <span>
@@ -269,16 +270,22 @@ inline FillValue parse_fill_value(const json& value, const DataType& type, int z
   if (value.is_number_float()) {
     fv.kind = Kind::Float;
     fv.f = value.get<double>();
+    // An integer dtype's fill must be a value of it (numpy would not cast NaN or 1e300 either).
+    const bool fits = type.kind == Kind::Int    ? fv.f >= -0x1p63 && fv.f < 0x1p63
+                      : type.kind == Kind::UInt ? fv.f > -1 && fv.f < 0x1p64
+                                                : true;
+    SFM_CHECK(fits, "unsupported: fill_value ", value.dump(), " for dtype ", type.v3_name());
     return fv;
   }
-  if (value.is_string()) {
+  if (value.is_string() && type.kind == Kind::Float) {  // "NaN" and the like fill float arrays only
     const std::string s = value.get<std::string>();
     fv.kind = Kind::Float;
     if (s == "NaN") { fv.f = std::numeric_limits<double>::quiet_NaN(); return fv; }
     if (s == "Infinity") { fv.f = std::numeric_limits<double>::infinity(); return fv; }
     if (s == "-Infinity") { fv.f = -std::numeric_limits<double>::infinity(); return fv; }
-    if (zarr_format == 3 && s.size() > 2 && s[0] == '0' && s[1] == 'x' && type.kind == Kind::Float) {
-      const uint64_t bits = std::stoull(s.substr(2), nullptr, 16);  // raw IEEE bit pattern
+    if (zarr_format == 3 && s.size() > 2 && s.size() <= 18 && s[0] == '0' && s[1] == 'x' &&
+        s.find_first_not_of("0123456789abcdefABCDEF", 2) == std::string::npos) {
+      const uint64_t bits = std::strtoull(s.c_str() + 2, nullptr, 16);  // raw IEEE bit pattern
       if (type.size == 2) fv.f = half_to_float(uint16_t(bits));
       else if (type.size == 4) fv.f = std::bit_cast<float>(uint32_t(bits));
       else fv.f = std::bit_cast<double>(bits);

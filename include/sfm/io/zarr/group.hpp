@@ -134,11 +134,11 @@ inline json parse_doc(const Bytes& bytes, const Store& store, const std::string&
 }
 
 // v3 inline consolidated metadata → Consolidated.
-inline std::shared_ptr<const Consolidated> consolidated_v3(const json& metadata) {
+inline std::shared_ptr<const Consolidated> consolidated_v3(const json& metadata, const std::string& where) {
   auto c = std::make_shared<Consolidated>();
   for (const auto& [p, doc] : metadata.items()) {
     NodeDocument d;
-    d.zarr_format = doc.value("zarr_format", 3);
+    d.zarr_format = int_field(doc, "zarr_format", 3, where + " consolidated metadata of '" + p + "'");
     d.is_array = doc.value("node_type", "") == "array";
     d.doc = doc;
     (*c)[normalize_path(p)] = d;
@@ -175,8 +175,8 @@ inline std::shared_ptr<const Consolidated> sub_consolidated(const Consolidated& 
 
 }  // namespace detail
 
-// Opens the array or group at `path` ("" = store root).
-inline Node open_node(std::shared_ptr<Store> store, const std::string& path, ArrayOptions options = {}) {
+// Opens the array or group at `path` ("" = store root). Malformed documents raise sfm::Error.
+inline Node open_node(std::shared_ptr<Store> store, const std::string& path, ArrayOptions options = {}) try {
   SFM_CHECK(store != nullptr, "zarr::open_node: null store");
   const std::string p = normalize_path(path);
   const std::vector<StoreRequest> requests{{join_key(p, "zarr.json"), {}}, {join_key(p, ".zarray"), {}},
@@ -193,7 +193,7 @@ inline Node open_node(std::shared_ptr<Store> store, const std::string& path, Arr
     SFM_CHECK(type == "group", where, ": unknown node_type '", type, "'");
     GroupMetadata g = parse_v3_group(j, where);
     std::shared_ptr<const Consolidated> c;
-    if (g.consolidated) c = detail::consolidated_v3(*g.consolidated);
+    if (g.consolidated) c = detail::consolidated_v3(*g.consolidated, where);
     return Group(store, p, 3, g.attributes, c, options);
   }
   const json attrs = docs[3] ? doc(3) : json::object();
@@ -204,6 +204,9 @@ inline Node open_node(std::shared_ptr<Store> store, const std::string& path, Arr
     return Group(store, p, 2, attrs, c, options);
   }
   fail("no Zarr array or group at '", p, "' in ", store->describe());
+} catch (const json::exception& e) {
+  fail("malformed Zarr metadata at '", normalize_path(path), "' in ", store ? store->describe() : "a null store", ": ",
+       e.what());
 }
 
 inline Group Group::open(std::shared_ptr<Store> store, const std::string& path, ArrayOptions options) {
@@ -212,7 +215,7 @@ inline Group Group::open(std::shared_ptr<Store> store, const std::string& path, 
   return std::get<Group>(std::move(n));
 }
 
-inline Node Group::open(const std::string& relative) const {
+inline Node Group::open(const std::string& relative) const try {
   const std::string rel = normalize_path(relative);
   if (rel.empty()) return *this;
   const std::string full = join_key(path_, rel);
@@ -229,6 +232,8 @@ inline Node Group::open(const std::string& relative) const {
     return Group(store_, full, d.zarr_format, attrs, detail::sub_consolidated(*consolidated_, rel), options_);
   }
   return open_node(store_, full, options_);
+} catch (const json::exception& e) {
+  fail("malformed consolidated metadata of '", join_key(path_, relative), "' in ", store_->describe(), ": ", e.what());
 }
 
 }  // namespace sfm::io::zarr

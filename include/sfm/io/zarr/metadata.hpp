@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <span>
 #include <string>
@@ -106,6 +107,20 @@ struct ArrayMetadata {
 
 namespace detail {
 
+// An integer field of a metadata object: `fallback` when absent; otherwise it must be an integer
+// that fits T (a float or an out-of-range number is refused, never converted).
+template <class T>
+T int_field(const json& object, const char* key, T fallback, const std::string& where) {
+  if (!object.is_object() || !object.contains(key)) return fallback;
+  const json& v = object[key];
+  SFM_CHECK(v.is_number_integer(), where, ": '", key, "' must be an integer, got ", v.dump());
+  const bool fits = v.is_number_unsigned() ? v.get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max())
+                                           : v.get<int64_t>() >= int64_t(std::numeric_limits<T>::min()) &&
+                                                 v.get<int64_t>() <= int64_t(std::numeric_limits<T>::max());
+  SFM_CHECK(fits, where, ": '", key, "' is out of range: ", v.dump());
+  return v.is_number_unsigned() ? T(v.get<uint64_t>()) : T(v.get<int64_t>());
+}
+
 inline std::vector<int64_t> parse_extents(const json& value, const char* what, const std::string& where, bool positive) {
   SFM_CHECK(value.is_array(), where, ": '", what, "' must be a list of integers, got ", value.dump());
   std::vector<int64_t> out;
@@ -143,10 +158,11 @@ inline std::optional<std::vector<int64_t>> sharding_inner_chunks(const json& cod
 
 }  // namespace detail
 
-// Parses .zarray (+ .zattrs, may be null). `where` names the document for errors.
-inline ArrayMetadata parse_v2_array(const json& j, const json& attrs, const std::string& where) {
+// Parses .zarray (+ .zattrs, may be null). `where` names the document for errors; a field of the
+// wrong JSON type is an sfm::Error too.
+inline ArrayMetadata parse_v2_array(const json& j, const json& attrs, const std::string& where) try {
   SFM_CHECK(j.is_object(), where, ": .zarray is not a JSON object");
-  SFM_CHECK(j.value("zarr_format", 0) == 2, where, ": zarr_format is not 2");
+  SFM_CHECK(detail::int_field(j, "zarr_format", 0, where) == 2, where, ": zarr_format is not 2");
   for (const char* key : {"shape", "chunks", "dtype"}) SFM_CHECK(j.contains(key), where, ": missing '", key, "'");
   ArrayMetadata m;
   m.zarr_format = 2;
@@ -189,12 +205,14 @@ inline ArrayMetadata parse_v2_array(const json& j, const json& attrs, const std:
       for (const json& n : attrs["_ARRAY_DIMENSIONS"]) m.dimension_names.push_back(n.is_string() ? n.get<std::string>() : "");
   }
   return m;
+} catch (const json::exception& e) {
+  fail(where, ": malformed metadata: ", e.what());
 }
 
 // Parses a v3 zarr.json whose node_type is "array".
-inline ArrayMetadata parse_v3_array(const json& j, const std::string& where) {
+inline ArrayMetadata parse_v3_array(const json& j, const std::string& where) try {
   SFM_CHECK(j.is_object(), where, ": zarr.json is not a JSON object");
-  SFM_CHECK(j.value("zarr_format", 0) == 3, where, ": zarr_format is not 3");
+  SFM_CHECK(detail::int_field(j, "zarr_format", 0, where) == 3, where, ": zarr_format is not 3");
   SFM_CHECK(j.value("node_type", "") == "array", where, ": node_type is not \"array\"");
   detail::check_unknown_fields(j, {"zarr_format", "node_type", "shape", "data_type", "chunk_grid", "chunk_key_encoding",
                                    "fill_value", "codecs", "attributes", "storage_transformers", "dimension_names"},
@@ -247,6 +265,8 @@ inline ArrayMetadata parse_v3_array(const json& j, const std::string& where) {
     for (const json& n : names) m.dimension_names.push_back(n.is_string() ? n.get<std::string>() : "");
   }
   return m;
+} catch (const json::exception& e) {
+  fail(where, ": malformed metadata: ", e.what());
 }
 
 // A v3 group document: attributes and, when present, the inline consolidated metadata
@@ -257,8 +277,8 @@ struct GroupMetadata {
   std::optional<json> consolidated;  // path → metadata document (v3 zarr.json or v2 {".zarray": ..})
 };
 
-inline GroupMetadata parse_v3_group(const json& j, const std::string& where) {
-  SFM_CHECK(j.is_object() && j.value("zarr_format", 0) == 3 && j.value("node_type", "") == "group", where,
+inline GroupMetadata parse_v3_group(const json& j, const std::string& where) try {
+  SFM_CHECK(j.is_object() && detail::int_field(j, "zarr_format", 0, where) == 3 && j.value("node_type", "") == "group", where,
             ": not a Zarr v3 group document");
   detail::check_unknown_fields(j, {"zarr_format", "node_type", "attributes", "consolidated_metadata"}, where);
   GroupMetadata g;
@@ -270,6 +290,8 @@ inline GroupMetadata parse_v3_group(const json& j, const std::string& where) {
     if (cm.contains("metadata") && cm["metadata"].is_object()) g.consolidated = cm["metadata"];
   }
   return g;
+} catch (const json::exception& e) {
+  fail(where, ": malformed metadata: ", e.what());
 }
 
 }  // namespace sfm::io::zarr

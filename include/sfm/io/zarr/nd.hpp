@@ -58,16 +58,28 @@ inline void copy_box(std::byte* dst, std::span<const int64_t> dst_shape, std::sp
     if (e <= 0) return;
   const auto ds = strides(dst_shape), ss = strides(src_shape);
   const size_t row = size_t(extent[rank - 1]) * elem;
-  std::vector<int64_t> outer(extent.begin(), extent.end());
-  outer[rank - 1] = 1;
-  for_each_index(outer, [&](std::span<const int64_t> i) {
-    int64_t d_off = 0, s_off = 0;
-    for (size_t d = 0; d < rank; ++d) {
-      d_off += (dst_start[d] + i[d]) * ds[d];
-      s_off += (src_start[d] + i[d]) * ss[d];
-    }
+  int64_t d_off = 0, s_off = 0;  // element offsets of the current row, stepped like an odometer
+  for (size_t d = 0; d < rank; ++d) {
+    d_off += dst_start[d] * ds[d];
+    s_off += src_start[d] * ss[d];
+  }
+  std::vector<int64_t> i(rank, 0);
+  for (;;) {
     std::memcpy(dst + size_t(d_off) * elem, src + size_t(s_off) * elem, row);
-  });
+    size_t d = rank - 1;  // the last dim is the row itself
+    for (;;) {
+      if (d == 0) return;
+      --d;
+      if (++i[d] < extent[d]) {
+        d_off += ds[d];
+        s_off += ss[d];
+        break;
+      }
+      i[d] = 0;
+      d_off -= (extent[d] - 1) * ds[d];
+      s_off -= (extent[d] - 1) * ss[d];
+    }
+  }
 }
 
 // Sets the box of `extent` at `dst_start` in `dst` (C order, `dst_shape`) to `value`.

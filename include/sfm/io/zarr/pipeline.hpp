@@ -10,6 +10,7 @@
 
 #include <bit>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <span>
@@ -58,8 +59,9 @@ struct Compress {
 class Pipeline {
  public:
   // Builds from a v3 codec list for elements of `dtype` (fill used for missing inner chunks).
+  // Malformed codec entries (fields of the wrong JSON type included) raise sfm::Error.
   static std::shared_ptr<const Pipeline> from_v3(const json& codecs, const DataType& dtype, const FillValue& fill,
-                                                 const std::string& where) {
+                                                 const std::string& where) try {
     auto p = std::make_shared<Pipeline>();
     p->dtype_ = dtype;
     p->fill_ = fill.element_bytes(dtype);
@@ -108,10 +110,12 @@ class Pipeline {
     }
     SFM_CHECK(phase == 1, where, ": the codec list has no array→bytes codec (bytes or sharding_indexed): ", codecs.dump());
     return p;
+  } catch (const json::exception& e) {
+    fail(where, ": malformed codec list: ", e.what());
   }
 
   // Builds the equivalent pipeline of a v2 array (order, dtype byte order, compressor).
-  static std::shared_ptr<const Pipeline> from_v2(const ArrayMetadata& m, const std::string& where) {
+  static std::shared_ptr<const Pipeline> from_v2(const ArrayMetadata& m, const std::string& where) try {
     auto p = std::make_shared<Pipeline>();
     p->dtype_ = m.dtype;
     p->fill_ = m.fill.element_bytes(m.dtype);
@@ -134,6 +138,8 @@ class Pipeline {
       p->b2b_.push_back(*b);
     }
     return p;
+  } catch (const json::exception& e) {
+    fail(where, ": malformed compressor or filters: ", e.what());
   }
 
   static std::shared_ptr<const Pipeline> for_array(const ArrayMetadata& m, const std::string& where) {
@@ -161,7 +167,11 @@ class Pipeline {
       view = data;
     }
     std::vector<int64_t> eshape(shape.begin(), shape.end());  // the shape after the transposes
-    for (const auto& t : transposes_) eshape = permute(eshape, t.order);
+    for (const auto& t : transposes_) {
+      SFM_CHECK(t.order.size() == shape.size(), where, ": transpose order has ", t.order.size(), " dims, the chunk ",
+                shape.size());
+      eshape = permute(eshape, t.order);
+    }
     Bytes array;
     if (const auto* b = std::get_if<stage::BytesCodec>(&a2b_)) {
       SFM_CHECK(view.size() == nbytes, where, ": chunk decodes to ", view.size(), " bytes, expected ", nbytes, " (",
@@ -179,6 +189,35 @@ class Pipeline {
     return array;
   }
 
+  // Same as decode, into `out` (exactly the chunk's bytes). When the last codec to run is blosc,
+  // zstd or lz4 with nothing after it (no transpose, native byte order), it decompresses straight
+  // into `out`: no intermediate buffer, no copy.
+  void decode_into(ByteView encoded, std::span<const int64_t> shape, std::span<std::byte> out,
+                   const std::string& where) const {
+    const size_t nbytes = size_t(nd::count(shape)) * size_t(dtype_.size);
+    SFM_CHECK(out.size() == nbytes, where, ": decode_into: a buffer of ", out.size(), " bytes for a ", nbytes, "-byte chunk");
+    const auto* bytes = std::get_if<stage::BytesCodec>(&a2b_);
+    const bool direct = transposes_.empty() && bytes != nullptr &&
+                        (bytes->big_endian == (std::endian::native == std::endian::big) || dtype_.size == 1) &&
+                        !b2b_.empty();
+    if (direct) {
+      Bytes data;
+      ByteView view = encoded;
+      for (size_t k = b2b_.size(); k-- > 1;) {
+        data = decode_b2b(b2b_[k], view, 2 * nbytes + (size_t(1) << 20), where);
+        view = data;
+      }
+      using C = stage::Compress;
+      const C::Kind last = b2b_[0].kind;
+      if ((last == C::Blosc && codec::blosc_decode_into(view, out, where)) ||
+          (last == C::Zstd && codec::zstd_decode_into(view, out, where)) ||
+          (last == C::Lz4 && codec::lz4_decode_into(view, out, where)))
+        return;
+    }
+    const Bytes decoded = decode(encoded, shape, where);
+    std::memcpy(out.data(), decoded.data(), nbytes);
+  }
+
   // Native-endian C-order elements of a chunk of `shape` → stored bytes.
   Bytes encode(ByteView array, std::span<const int64_t> shape) const {
     const size_t elem = size_t(dtype_.size);
@@ -186,6 +225,8 @@ class Pipeline {
     Bytes data(array.begin(), array.end());
     std::vector<int64_t> eshape(shape.begin(), shape.end());
     for (const auto& t : transposes_) {
+      SFM_CHECK(t.order.size() == shape.size(), "encode: transpose order has ", t.order.size(), " dims, the chunk ",
+                shape.size());
       data = transpose_encode(data, eshape, t.order, elem);
       eshape = permute(eshape, t.order);
     }
@@ -265,7 +306,11 @@ class Pipeline {
     stage::Transpose t;
     const json order = config.value("order", json(nullptr));
     if (order.is_array()) {
-      for (const json& v : order) t.order.push_back(v.get<int>());
+      for (const json& v : order) {
+        SFM_CHECK(v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() < int64_t(order.size()), where,
+                  ": transpose order ", order.dump(), " is not a permutation");
+        t.order.push_back(int(v.get<int64_t>()));
+      }
       std::vector<int> sorted = t.order;
       std::sort(sorted.begin(), sorted.end());
       for (size_t i = 0; i < sorted.size(); ++i)
@@ -284,9 +329,9 @@ class Pipeline {
     if (n == "blosc") {
       c.kind = C::Blosc;
       c.cname = cfg.value("cname", "lz4");
-      c.level = cfg.value("clevel", 5);
-      c.blocksize = cfg.value("blocksize", int64_t(0));
-      c.typesize = cfg.value("typesize", 0);
+      c.level = detail::int_field(cfg, "clevel", 5, where);
+      c.blocksize = detail::int_field(cfg, "blocksize", int64_t(0), where);
+      c.typesize = detail::int_field(cfg, "typesize", 0, where);
       const json sh = cfg.value("shuffle", json(numcodecs_style ? json(1) : json("noshuffle")));
       if (sh.is_number_integer()) c.shuffle = sh.get<int>();
       else {
@@ -299,19 +344,19 @@ class Pipeline {
                 c.cname, "' in ", where);
     } else if (n == "zstd") {
       c.kind = C::Zstd;
-      c.level = cfg.value("level", 0);
+      c.level = detail::int_field(cfg, "level", 0, where);
       c.checksum = cfg.value("checksum", false);
     } else if (n == "gzip" || n == "zlib") {
       c.kind = n == "gzip" ? C::Gzip : C::Zlib;
-      c.level = cfg.value("level", 1);
+      c.level = detail::int_field(cfg, "level", 1, where);
       if (format == 3 && n == "zlib" && name == n) return std::nullopt;  // not a v3 core codec name
     } else if (n == "lz4") {
       if (format == 3 && name == n) return std::nullopt;
       c.kind = C::Lz4;
-      c.level = cfg.value("acceleration", 1);
+      c.level = detail::int_field(cfg, "acceleration", 1, where);
     } else if (n == "shuffle" && (format == 2 || name != n)) {
       c.kind = C::Shuffle;
-      c.typesize = cfg.value("elementsize", 0);
+      c.typesize = detail::int_field(cfg, "elementsize", 0, where);
     } else if (n == "crc32c" && format == 3 && name == n) {
       c.kind = C::Crc32c;
     } else {

@@ -66,6 +66,18 @@ inline int64_t parse_int(const std::string& text, const std::string& what) {
   return value;
 }
 
+// A comma-separated list of integers ("64,64,128"), with a clear error naming the option.
+inline std::vector<int64_t> parse_int_list(const std::string& text, const std::string& what) {
+  std::vector<int64_t> values;
+  size_t begin = 0;
+  while (true) {
+    const size_t comma = text.find(',', begin);
+    values.push_back(parse_int(text.substr(begin, comma == std::string::npos ? std::string::npos : comma - begin), what));
+    if (comma == std::string::npos) return values;
+    begin = comma + 1;
+  }
+}
+
 inline nlohmann::json read_json_file(const std::string& path) {
   std::ifstream in(path);
   SFM_CHECK(in.good(), "cannot open ", path);
@@ -78,5 +90,8 @@ inline nlohmann::json read_json_file(const std::string& path) {
 
 int run_eval(int argc, char** argv);
 int run_train(int argc, char** argv);
+int run_zarr(int argc, char** argv);
+int run_synth(int argc, char** argv);
+int run_bench(int argc, char** argv);
 
 }  // namespace sfm::cli

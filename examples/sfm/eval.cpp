@@ -1,25 +1,69 @@
-// `sfm eval`: the MAE loss of a checkpoint on volumes from a .npy file, as one JSON line.
-//
-// The volume is [B, Z, Y, X] or [Z, Y, X] float32 of the model's crop; the masking noise [B, N]
-// comes from --noise or is drawn from --seed. The model config comes from the checkpoint's
-// metadata unless --config gives one.
+// `sfm eval`: the MAE loss of a checkpoint, as one JSON line, on
+//   --volume V.npy  volumes [B, Z, Y, X] or [Z, Y, X] float32 of the model's crop; the masking
+//                   noise [B, N] comes from --noise or is drawn from --seed; or on
+//   --data URL      K (--crops) random crops of a Zarr/MDIO volume (local, http(s)://, s3://),
+//                   normalised per crop (--normalize, default robust) as in training; the mean loss
+//                   over all their hidden tokens.
+// --checkpoint is a model.safetensors or a training checkpoint/output directory. The model config
+// comes from the checkpoint's metadata unless --config gives one.
 #include <cstdio>
+#include <filesystem>
 
 #include "cli.hpp"
 #include "sfm/core/npy.hpp"
+#include "sfm/data/sampler.hpp"
 #include "sfm/train/checkpoint.hpp"
+#include "sfm/train/run_checkpoint.hpp"
 
 namespace sfm::cli {
+namespace {
+
+// Mean MAE loss over `crops` random crops of `url`, in batches of at most 8.
+double data_loss(VitMae<Cpu>& model, const Args& args, int64_t crops, uint64_t seed) {
+  const ModelConfig& c = model.config();
+  SamplerOptions o;
+  o.crop = c.crop;
+  o.normalization.kind = normalization_kind_from_string(args.get("normalize", "robust"));
+  o.seed = seed;
+  const CropSampler sampler({open_volume(args.get("data"), args.get("variable"))}, o);
+  const int64_t N = c.tokens(), K = RandomMask::len_keep(c), voxels = sampler.crop_voxels();
+  const double hidden = double(crops) * double(N - K);
+  double loss = 0;
+  for (int64_t first = 0; first < crops; first += 8) {
+    const int64_t batch = std::min<int64_t>(8, crops - first);
+    std::vector<float> volumes(size_t(batch * voxels));
+    for (int64_t b = 0; b < batch; ++b)
+      sampler.sample(0, uint64_t(first + b), std::span<float>(volumes).subspan(size_t(b * voxels), size_t(voxels)));
+    loss += model.forward(volumes.data(), mask_from_noise(mask_noise(seed, 0, uint64_t(first), batch, N), batch, N, K),
+                          hidden);
+  }
+  return loss;
+}
+
+}  // namespace
 
 int run_eval(int argc, char** argv) {
-  const Args args = parse_args(argc, argv, 2, {"checkpoint", "volume", "noise", "config", "seed"});
+  const Args args = parse_args(argc, argv, 2,
+                               {"checkpoint", "volume", "data", "variable", "crops", "normalize", "noise", "config", "seed"});
   SFM_CHECK(args.positional.empty(), "unexpected argument '", args.positional.empty() ? "" : args.positional[0], "'");
-  const std::string checkpoint = args.require("checkpoint");
+  SFM_CHECK(args.has("volume") != args.has("data"), "give one of --volume V.npy and --data URL");
+  std::string checkpoint = args.require("checkpoint");
+  if (std::filesystem::is_directory(checkpoint))
+    checkpoint = (resolve_run_checkpoint(checkpoint) / "model.safetensors").string();
   const auto file = SafetensorsFile::load(checkpoint);
   const ModelConfig config = args.has("config") ? model_config_from_json(read_json_file(args.get("config")).at("model"))
                                                 : checkpoint_config(file, checkpoint);
   VitMae<Cpu> model(config);
   load_model_weights(model, file, checkpoint);
+  const uint64_t seed = uint64_t(parse_int(args.get("seed", "0"), "--seed"));
+  if (args.has("data")) {
+    const int64_t crops = parse_int(args.get("crops", "32"), "--crops");
+    SFM_CHECK(crops >= 1, "--crops must be positive");
+    const double loss = data_loss(model, args, crops, seed);
+    std::printf("%s\n", nlohmann::json{{"loss", loss}, {"tokens", config.tokens()}, {"visible", RandomMask::len_keep(config)},
+                                       {"crops", crops}}.dump().c_str());
+    return 0;
+  }
 
   const std::string volume_path = args.require("volume");
   const Tensor<float> volume = read_npy_as<float>(volume_path);
@@ -39,7 +83,7 @@ int run_eval(int argc, char** argv) {
               shape_string(given.shape()));
     noise.assign(given.span().begin(), given.span().end());
   } else {
-    noise = mask_noise(uint64_t(parse_int(args.get("seed", "0"), "--seed")), 0, 0, batch, N);
+    noise = mask_noise(seed, 0, 0, batch, N);
   }
   const MaskPlan mask = mask_from_noise(noise, batch, N, RandomMask::len_keep(config));
   const double loss = model.forward(volume.data(), mask);

@@ -1,0 +1,216 @@
+// TrainConfig: the `sfm train` configuration (docs/training.md), from JSON merged over defaults.
+//
+// Unknown keys and values of the wrong type are sfm::Errors that name the key path; `--set
+// a.b=value` overrides go through the same checks. Cross-field checks that need the world size or
+// the data (P = dp × cp, crop inside the volume) happen where those are known (train/trainer.hpp).
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "sfm/core/error.hpp"
+#include "sfm/data/crop.hpp"
+#include "sfm/data/normalize.hpp"
+#include "sfm/model/config.hpp"
+
+namespace sfm {
+
+struct TrainConfig {
+  nlohmann::json json;  // the effective configuration (defaults merged with the user's)
+  ModelConfig model;
+  // data
+  std::string source;             // "zarr" or "synthetic"
+  std::vector<std::string> urls;  // zarr
+  std::string variable;           // zarr: array inside a group ("" = the MDIO default)
+  Box3 synthetic_shape{};
+  uint64_t synthetic_seed = 0;
+  CropNormalization normalization;
+  bool flip = false;
+  double min_live_fraction = 0.5;
+  int threads = 4, prefetch = 8;
+  // train
+  int64_t batch = 8, micro_batch = 8, steps = 300, warmup_steps = 20;
+  double lr = 1.5e-4, min_lr = 0, weight_decay = 0.05, clip_grad = 1.0;
+  uint64_t seed = 0;
+  // parallel
+  int dp = 1, cp = 1, zero = 2;
+  std::string attention, mask;
+  bool overlap = true;
+  std::string backend;
+  // output
+  std::string dir;
+  int64_t log_every = 10, checkpoint_every = 100, images_every = 100, keep_checkpoints = 3;
+  bool overwrite = false;
+};
+
+inline nlohmann::json default_train_json() {
+  return nlohmann::json::parse(R"({
+    "model": "tiny",
+    "data": {"source": "zarr", "url": null, "variable": null, "normalize": "robust", "clip_percentile": 0.5,
+             "flip": true, "min_live_fraction": 0.5, "threads": 4, "prefetch": 8,
+             "shape": [64, 64, 128], "seed": 0},
+    "train": {"batch": 8, "micro_batch": 8, "steps": 300, "lr": 1.5e-4, "min_lr": 0.0, "warmup_steps": 20,
+              "weight_decay": 0.05, "clip_grad": 1.0, "seed": 0},
+    "parallel": {"dp": 1, "cp": 1, "zero": 2, "attention": "ring", "mask": "adaptive", "overlap": true},
+    "backend": "cpu",
+    "output": {"dir": "runs/tiny", "log_every": 10, "checkpoint_every": 100, "images_every": 100,
+               "keep_checkpoints": 3, "overwrite": false}
+  })");
+}
+
+namespace train_config_detail {
+
+using nlohmann::json;
+
+// Keys whose value may be of another JSON type than the default's (checked when read).
+inline bool free_form(const std::string& path) { return path == "model" || path == "data.url" || path == "data.variable"; }
+
+inline void merge(json& base, const json& patch, const std::string& where) {
+  SFM_CHECK(patch.is_object(), "config", where.empty() ? "" : ": " + where, ": expected an object, got ",
+            patch.type_name());
+  for (const auto& [key, value] : patch.items()) {
+    const std::string path = where.empty() ? key : where + "." + key;
+    SFM_CHECK(base.contains(key), "config: unknown key '", path, "'");
+    if (base[key].is_object() && !free_form(path))
+      merge(base[key], value, path);
+    else
+      base[key] = value;
+  }
+}
+
+template <class T>
+T get(const json& root, const std::string& section, const std::string& key, const char* expected) {
+  const std::string path = section + "." + key;
+  const json& v = root.at(section).at(key);
+  bool ok;
+  if constexpr (std::is_same_v<T, Box3>)
+    ok = v.is_array() && v.size() == 3 && v[0].is_number_integer() && v[1].is_number_integer() &&
+         v[2].is_number_integer();
+  else if constexpr (std::is_same_v<T, bool>)
+    ok = v.is_boolean();
+  else if constexpr (std::is_integral_v<T>)
+    ok = v.is_number_integer() && (std::is_signed_v<T> || v.is_number_unsigned());
+  else if constexpr (std::is_floating_point_v<T>)
+    ok = v.is_number();
+  else
+    ok = v.is_string();
+  SFM_CHECK(ok, "config: ", path, ": expected ", expected, ", got ", v.dump());
+  return v.get<T>();
+}
+
+}  // namespace train_config_detail
+
+// Merges `patch` (a user's config or an override) into `config`, refusing unknown keys.
+inline void merge_train_json(nlohmann::json& config, const nlohmann::json& patch) {
+  train_config_detail::merge(config, patch, "");
+}
+
+// Applies `--set a.b.c=value`: the value is parsed as JSON when it is JSON, else taken as a string.
+inline void apply_train_override(nlohmann::json& config, const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  SFM_CHECK(eq != std::string::npos && eq > 0, "--set expects key.path=value, got '", assignment, "'");
+  nlohmann::json value;
+  try {
+    value = nlohmann::json::parse(assignment.substr(eq + 1));
+  } catch (const nlohmann::json::exception&) {
+    value = assignment.substr(eq + 1);
+  }
+  std::string path = assignment.substr(0, eq);
+  for (size_t dot; (dot = path.rfind('.')) != std::string::npos; path.resize(dot))
+    value = nlohmann::json{{path.substr(dot + 1), value}};
+  merge_train_json(config, nlohmann::json{{path, value}});
+}
+
+// Reads and checks every field of an effective (merged) configuration.
+inline TrainConfig parse_train_config(const nlohmann::json& j) {
+  using train_config_detail::get;
+  TrainConfig c;
+  c.json = j;
+  try {
+    c.model = model_config_from_json(j.at("model"));
+  } catch (const Error& e) {
+    fail("config: model: ", e.what());
+  }
+  c.source = get<std::string>(j, "data", "source", "a string");
+  SFM_CHECK(c.source == "zarr" || c.source == "synthetic", "config: data.source: '", c.source,
+            "' is not a source (known: zarr, synthetic)");
+  const auto& url = j["data"]["url"];
+  if (url.is_string()) {
+    c.urls = {url.get<std::string>()};
+  } else if (url.is_array()) {
+    for (const auto& u : url) {
+      SFM_CHECK(u.is_string(), "config: data.url: expected a string or a list of strings, got ", url.dump());
+      c.urls.push_back(u.get<std::string>());
+    }
+  } else {
+    SFM_CHECK(url.is_null(), "config: data.url: expected a string or a list of strings, got ", url.dump());
+  }
+  SFM_CHECK(c.source != "zarr" || !c.urls.empty(), "config: data.url: required for data.source \"zarr\" (a local path, ",
+            "file://, http(s):// or s3:// URL of an MDIO dataset or a 3D Zarr array)");
+  const auto& variable = j["data"]["variable"];
+  SFM_CHECK(variable.is_null() || variable.is_string(), "config: data.variable: expected a string or null, got ",
+            variable.dump());
+  if (variable.is_string()) c.variable = variable.get<std::string>();
+  c.synthetic_shape = get<Box3>(j, "data", "shape", "a list of 3 integers");
+  c.synthetic_seed = get<uint64_t>(j, "data", "seed", "a non-negative integer");
+  try {
+    c.normalization.kind = normalization_kind_from_string(get<std::string>(j, "data", "normalize", "a string"));
+  } catch (const Error& e) {
+    fail("config: data.normalize: ", e.what());
+  }
+  c.normalization.clip_percentile = get<double>(j, "data", "clip_percentile", "a number");
+  SFM_CHECK(c.normalization.clip_percentile >= 0 && c.normalization.clip_percentile < 50,
+            "config: data.clip_percentile must be in [0, 50)");
+  c.flip = get<bool>(j, "data", "flip", "true or false");
+  c.min_live_fraction = get<double>(j, "data", "min_live_fraction", "a number");
+  c.threads = get<int>(j, "data", "threads", "an integer");
+  c.prefetch = get<int>(j, "data", "prefetch", "an integer");
+  SFM_CHECK(c.threads >= 1 && c.prefetch >= 1, "config: data.threads and data.prefetch must be at least 1");
+
+  c.batch = get<int64_t>(j, "train", "batch", "an integer");
+  c.micro_batch = get<int64_t>(j, "train", "micro_batch", "an integer");
+  c.steps = get<int64_t>(j, "train", "steps", "an integer");
+  c.warmup_steps = get<int64_t>(j, "train", "warmup_steps", "an integer");
+  c.lr = get<double>(j, "train", "lr", "a number");
+  c.min_lr = get<double>(j, "train", "min_lr", "a number");
+  c.weight_decay = get<double>(j, "train", "weight_decay", "a number");
+  c.clip_grad = get<double>(j, "train", "clip_grad", "a number");
+  c.seed = get<uint64_t>(j, "train", "seed", "a non-negative integer");
+  SFM_CHECK(c.batch >= 1 && c.micro_batch >= 1 && c.steps >= 1, "config: train.batch, train.micro_batch and ",
+            "train.steps must be positive");
+  SFM_CHECK(c.warmup_steps >= 0 && c.lr > 0, "config: train.warmup_steps must be >= 0 and train.lr > 0");
+
+  c.dp = get<int>(j, "parallel", "dp", "an integer");
+  c.cp = get<int>(j, "parallel", "cp", "an integer");
+  c.zero = get<int>(j, "parallel", "zero", "an integer");
+  c.attention = get<std::string>(j, "parallel", "attention", "a string");
+  c.mask = get<std::string>(j, "parallel", "mask", "a string");
+  c.overlap = get<bool>(j, "parallel", "overlap", "true or false");
+  SFM_CHECK(c.dp >= 1 && c.cp >= 1, "config: parallel.dp and parallel.cp must be at least 1");
+  SFM_CHECK(c.zero >= 0 && c.zero <= 3, "config: parallel.zero: ZeRO stages are 0, 1, 2 and 3, got ", c.zero);
+  SFM_CHECK(c.attention == "ring" || c.attention == "local", "config: parallel.attention: '", c.attention,
+            "' (known: ring, local)");
+  SFM_CHECK(c.mask == "adaptive" || c.mask == "random", "config: parallel.mask: '", c.mask,
+            "' (known: adaptive, random)");
+  SFM_CHECK(c.batch % (int64_t(c.dp) * c.micro_batch) == 0, "config: train.batch ", c.batch,
+            " is not a multiple of parallel.dp × train.micro_batch = ", c.dp, " × ", c.micro_batch,
+            " (gradient accumulation steps = batch / (dp × micro_batch) must be whole)");
+  SFM_CHECK(j.at("backend").is_string(), "config: backend: expected a string, got ", j.at("backend").dump());
+  c.backend = j.at("backend").get<std::string>();
+  SFM_CHECK(c.backend == "cpu" || c.backend == "cuda", "config: backend: '", c.backend, "' (known: cpu, cuda)");
+
+  c.dir = get<std::string>(j, "output", "dir", "a string");
+  SFM_CHECK(!c.dir.empty(), "config: output.dir must not be empty");
+  c.log_every = get<int64_t>(j, "output", "log_every", "an integer");
+  c.checkpoint_every = get<int64_t>(j, "output", "checkpoint_every", "an integer");
+  c.images_every = get<int64_t>(j, "output", "images_every", "an integer");
+  c.keep_checkpoints = get<int64_t>(j, "output", "keep_checkpoints", "an integer");
+  c.overwrite = get<bool>(j, "output", "overwrite", "true or false");
+  SFM_CHECK(c.log_every >= 1 && c.keep_checkpoints >= 1, "config: output.log_every and output.keep_checkpoints ",
+            "must be at least 1");
+  return c;
+}
+
+}  // namespace sfm

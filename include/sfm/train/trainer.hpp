@@ -1,0 +1,257 @@
+// The trainer: a TrainConfig and a communicator → a ViT-MAE training run with checkpoints, metrics
+// and reconstruction previews. The CLI's `sfm train` is a thin shell around train().
+//
+// World = dp × cp ranks (cp > 1 waits for ring attention's integration). Every dp rank runs
+// batch / (dp · micro_batch) micro-batches per step on its own slice of the global batch, with the
+// loss normalised by the global number of hidden tokens, so the gradients summed over ranks by the
+// ZeroOptimizer are those of the whole batch; `parallel.zero` picks ZeroOptimizer<ZeroStage<k>>
+// at run time. Samples and masks are pure functions of (seed, step, sample index), and checkpoints
+// hold the unsharded state, so a resumed run — at any world size — continues the same run.
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sfm/core/error.hpp"
+#include "sfm/data/loader.hpp"
+#include "sfm/data/synthetic.hpp"
+#include "sfm/mae/mask.hpp"
+#include "sfm/model/vit_mae.hpp"
+#include "sfm/optim/lr_schedule.hpp"
+#include "sfm/parallel/zero.hpp"
+#include "sfm/train/config.hpp"
+#include "sfm/train/preview.hpp"
+#include "sfm/train/progress.hpp"
+#include "sfm/train/run_checkpoint.hpp"
+#include "sfm/train/stop_signal.hpp"
+
+namespace sfm {
+
+struct TrainOptions {
+  std::filesystem::path resume;    // a checkpoint or output directory; empty: a new run
+  std::FILE* console = stderr;     // rank 0's progress lines (nullptr: quiet)
+  bool handle_signals = true;      // SIGINT/SIGTERM → checkpoint and return
+  std::function<void()> started;   // called once the setup is done, just before the first step
+};
+
+struct TrainResult {
+  int64_t first_step = 0, end_step = 0;  // the steps this call ran: [first_step, end_step)
+  std::vector<double> losses;            // the global loss of each step run
+  double data_wait_s = 0, seconds = 0;   // summed data wait (slowest rank per step), wall time of the loop
+  bool interrupted = false;
+  std::filesystem::path checkpoint;      // the last checkpoint written
+};
+
+// Opens the training data (every rank the same) and checks the crop fits every volume.
+inline std::shared_ptr<const CropSampler> make_crop_sampler(const TrainConfig& c) {
+  std::vector<std::shared_ptr<const VolumeSource>> volumes;
+  if (c.source == "synthetic")
+    volumes.push_back(std::make_shared<MemoryVolume>(synthesize_seismic({c.synthetic_shape, c.synthetic_seed}),
+                                                     c.synthetic_shape, "synthetic volume"));
+  else
+    for (const std::string& url : c.urls) volumes.push_back(open_volume(url, c.variable));
+  for (const auto& v : volumes) {
+    const Box3 s = v->shape();
+    for (size_t i = 0; i < 3; ++i)
+      SFM_CHECK(s[i] >= c.model.patch[i], "the volume ", v->describe(), " of shape ", s[0], "×", s[1], "×", s[2],
+                " is smaller than one patch ", c.model.patch[0], "×", c.model.patch[1], "×", c.model.patch[2], " (axis ",
+                i, ")");
+  }
+  SamplerOptions o;
+  o.crop = c.model.crop;
+  o.normalization = c.normalization;
+  o.flip = c.flip;
+  o.min_live_fraction = c.min_live_fraction;
+  o.seed = c.seed;
+  return std::make_shared<const CropSampler>(std::move(volumes), o);
+}
+
+// Checks what only the world and the build know; throws before anything is written.
+template <class Comm>
+void check_train_setup(const TrainConfig& c, const Comm& world, const TrainOptions& options) {
+  SFM_CHECK(c.backend == "cpu", "config: backend \"", c.backend, "\" is not available in this build (the CUDA model ",
+            "is not integrated into the trainer yet); use \"cpu\"");
+  SFM_CHECK(world.size() == c.dp * c.cp, "parallel.dp × parallel.cp = ", c.dp, " × ", c.cp, " = ", c.dp * c.cp,
+            " ranks, but ", world.size(), " process(es) were launched (run: mpirun -np ", c.dp * c.cp, " sfm train …)");
+  SFM_CHECK(c.cp == 1, "config: parallel.cp = ", c.cp, ": context parallelism (ring attention) is not yet ",
+            "integrated into the trainer; use parallel.cp = 1");
+  if (options.resume.empty())
+    SFM_CHECK(c.overwrite || !has_run_checkpoints(c.dir), "output.dir ", c.dir, " already holds a run; continue it with ",
+              "--resume ", c.dir, ", pick another output.dir, or set output.overwrite=true");
+}
+
+template <class Stage, class Comm>
+class Trainer {
+ public:
+  Trainer(const TrainConfig& config, Comm& world, TrainOptions options)
+      : c_(config), world_(world), options_(std::move(options)), model_(config.model, /*resident=*/false),
+        zero_(model_.table(), world, ZeroOptions{AdamWConfig{0.9, 0.95, 1e-8, config.weight_decay}, config.overlap}) {
+    model_.use_param_store(zero_);
+  }
+
+  TrainResult run() {
+    const auto sampler = make_crop_sampler(c_);
+    int64_t start = 0;
+    if (!options_.resume.empty()) {
+      RunCheckpoint ckpt = load_run_checkpoint(options_.resume, c_.model, model_.table());
+      check_resumable(ckpt);
+      start = ckpt.step();
+      SFM_CHECK(start < c_.steps, "--resume ", ckpt.dir.string(), ": the checkpoint is at step ", start,
+                ", train.steps is ", c_.steps, ": nothing left to do");
+      zero_.load_state(ckpt.state);
+    } else {
+      zero_.init_params(c_.seed);
+    }
+    const bool lead = world_.rank() == 0;
+    const std::filesystem::path out = c_.dir;
+    std::unique_ptr<ProgressLog> log;
+    if (lead) {
+      std::filesystem::create_directories(out / "images");
+      std::ofstream(out / "config.json") << c_.json.dump(2) << "\n";
+      log = std::make_unique<ProgressLog>(out, start, options_.console);
+      log->note("sfm train: model " + c_.model.name + " (" + std::to_string(c_.model.tokens()) + " tokens), batch " +
+                std::to_string(c_.batch) + " (dp " + std::to_string(c_.dp) + " × " +
+                std::to_string(c_.batch / (c_.dp * c_.micro_batch)) + " micro-batches of " +
+                std::to_string(c_.micro_batch) + "), ZeRO-" + std::to_string(Stage::value) + ", steps " +
+                std::to_string(start) + " → " + std::to_string(c_.steps) + ", output " + out.string());
+    }
+    const int64_t per_rank = c_.batch / c_.dp, dp_rank = world_.rank() / c_.cp;
+    PrefetchLoader loader(sampler, LoaderPlan{start, c_.steps, per_rank, c_.micro_batch, dp_rank * per_rank},
+                          c_.threads, c_.prefetch);
+    std::unique_ptr<StopSignal> stop;
+    if (options_.handle_signals) stop = std::make_unique<StopSignal>();
+    if (options_.started) options_.started();
+
+    const ModelConfig& m = c_.model;
+    const int64_t N = m.tokens(), len_keep = RandomMask::len_keep(m);
+    const double hidden_total = double(c_.batch) * double(N - len_keep);
+    const LrSchedule schedule{scaled_lr(c_.lr, c_.batch), c_.min_lr, c_.warmup_steps, c_.steps};
+    using clock = std::chrono::steady_clock;
+    const auto t0 = clock::now();
+    auto window_start = t0;
+    double window_loss = 0, window_wait = 0, window_norm = 0;
+    int64_t window_steps = 0;
+    TrainResult result;
+    result.first_step = result.end_step = start;
+    for (int64_t step = start; step < c_.steps; ++step) {
+      const bool preview = lead && c_.images_every > 0 && ((step + 1) % c_.images_every == 0 || step + 1 == c_.steps);
+      double loss = 0, wait = 0;
+      PreviewSample sample;
+      for (int64_t micro = 0; micro < loader.plan().micro_batches(); ++micro) {
+        const LoadedBatch batch = loader.next();
+        wait += batch.wait_s;
+        const MaskPlan mask = mask_from_noise(
+            mask_noise(c_.seed, uint64_t(step), uint64_t(batch.first_sample), c_.micro_batch, N), c_.micro_batch, N,
+            len_keep);
+        loss += model_.forward(batch.crops.data(), mask, hidden_total);
+        if (preview && micro == 0) sample = capture(batch, mask);
+        model_.backward();
+      }
+      double sums[1] = {loss};
+      world_.all_reduce(std::span<double>(sums));
+      double maxima[2] = {wait, stop && stop->requested() ? 1.0 : 0.0};
+      world_.all_reduce(std::span<double>(maxima), ReduceOp::max);
+      const double lr = schedule.at(step);
+      const double grad_norm = zero_.step(lr, c_.clip_grad);
+      result.losses.push_back(sums[0] / double(c_.cp));
+      result.data_wait_s += maxima[0];
+      result.end_step = step + 1;
+      window_loss += sums[0] / double(c_.cp), window_wait += maxima[0], window_norm += grad_norm, ++window_steps;
+
+      const bool last = step + 1 == c_.steps, interrupted = maxima[1] != 0;
+      if (lead && ((step + 1) % c_.log_every == 0 || step == start || last || interrupted)) {
+        const auto now = clock::now();
+        StepReport r;
+        r.step = step + 1, r.total = c_.steps;
+        r.loss = window_loss / double(window_steps), r.lr = lr, r.grad_norm = window_norm / double(window_steps);
+        r.mask_ratio = double(N - len_keep) / double(N);
+        r.window_s = std::chrono::duration<double>(now - window_start).count();
+        r.samples_per_s = double(window_steps * c_.batch) / r.window_s;
+        r.tokens_per_s = r.samples_per_s * double(N);
+        r.data_wait_s = window_wait;
+        r.elapsed_s = std::chrono::duration<double>(now - t0).count();
+        r.eta_s = r.elapsed_s / double(step + 1 - start) * double(c_.steps - step - 1);
+        log->report(r);
+        window_start = now, window_loss = window_wait = window_norm = 0, window_steps = 0;
+      }
+      if (preview)
+        log->note("sfm train: wrote " + write_preview(out / "images" / ("step-" + std::to_string(step + 1)), m, sample).string());
+      if (last || interrupted || (c_.checkpoint_every > 0 && (step + 1) % c_.checkpoint_every == 0)) {
+        result.checkpoint = save(step + 1);
+        if (lead) log->note("sfm train: checkpoint " + result.checkpoint.string());
+      }
+      if (interrupted) {
+        result.interrupted = true;
+        if (lead)
+          log->note("sfm train: interrupted after step " + std::to_string(step + 1) + "; continue with --resume " +
+                    out.string());
+        break;
+      }
+    }
+    result.seconds = std::chrono::duration<double>(clock::now() - t0).count();
+    if (lead) log->finish();
+    return result;
+  }
+
+ private:
+  void check_resumable(const RunCheckpoint& ckpt) const {
+    const nlohmann::json& saved = ckpt.trainer.at("config");
+    for (const char* key : {"batch", "seed"})
+      SFM_CHECK(saved.at("train").at(key) == c_.json.at("train").at(key), "--resume ", ckpt.dir.string(), ": train.",
+                key, " was ", saved.at("train").at(key).dump(), ", the config says ", c_.json.at("train").at(key).dump(),
+                "; the run would not continue the same sample sequence");
+  }
+
+  PreviewSample capture(const LoadedBatch& batch, const MaskPlan& mask) {
+    const ModelConfig& m = c_.model;
+    const int64_t N = m.tokens(), P = m.patch_size();
+    PreviewSample s;
+    s.volume.assign(batch.crops.begin(), batch.crops.begin() + N * P);
+    s.hidden.assign(mask.hidden.begin(), mask.hidden.begin() + N);
+    const float* pred = model_.prediction() + P;  // sample 0, skipping its cls row
+    s.prediction.assign(pred, pred + N * P);
+    return s;
+  }
+
+  std::filesystem::path save(int64_t step) {
+    const FullOptimizerState state = zero_.gather_state();  // collective
+    std::filesystem::path dir;
+    if (world_.rank() == 0) {
+      const nlohmann::json trainer{{"samples_seen", step * c_.batch},
+                                   {"data", {{"next_step", step}, {"seed", c_.seed}, {"samples_per_step", c_.batch}}},
+                                   {"world", {{"dp", c_.dp}, {"cp", c_.cp}, {"zero", c_.zero}}},
+                                   {"config", c_.json}};
+      dir = save_run_checkpoint(c_.dir, step, c_.model, model_.table(), model_.pos_embed(), model_.decoder_pos_embed(),
+                                state, trainer, c_.keep_checkpoints);
+    }
+    world_.barrier();
+    return dir.empty() ? std::filesystem::path(c_.dir) / ("checkpoint-" + std::to_string(step)) : dir;
+  }
+
+  const TrainConfig& c_;
+  Comm& world_;
+  TrainOptions options_;
+  VitMae<Cpu> model_;
+  ZeroOptimizer<Stage, Comm> zero_;
+};
+
+// Runs `config` on `world`, dispatching parallel.zero onto ZeroOptimizer<ZeroStage<k>, Comm>.
+template <class Comm>
+TrainResult train(const TrainConfig& config, Comm& world, const TrainOptions& options = {}) {
+  check_train_setup(config, world, options);
+  switch (config.zero) {
+    case 0: return Trainer<ZeroStage<0>, Comm>(config, world, options).run();
+    case 1: return Trainer<ZeroStage<1>, Comm>(config, world, options).run();
+    case 2: return Trainer<ZeroStage<2>, Comm>(config, world, options).run();
+    case 3: return Trainer<ZeroStage<3>, Comm>(config, world, options).run();
+  }
+  fail("config: parallel.zero: ZeRO stages are 0, 1, 2 and 3, got ", config.zero);
+}
+
+}  // namespace sfm

@@ -1,0 +1,135 @@
+// The data pipeline: normalisation, flips, the crop sampler (determinism, dead-trace rejection,
+// size checks) over in-memory and MDIO volumes, and the prefetching loader (thread-count
+// independence, disjoint dp slices).
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+
+#include "sfm/data/loader.hpp"
+#include "sfm/data/synthetic.hpp"
+#include "sfm/io/mdio.hpp"
+#include "sfm/io/store_file.hpp"
+#include "sfm/io/zarr/writer.hpp"
+#include "sfm_test.hpp"
+
+using namespace sfm;
+
+namespace {
+
+std::filesystem::path tmp_dir(const std::string& name) {
+  const char* base = std::getenv("SFM_TEST_TMP");
+  auto dir = std::filesystem::path(base ? base : "/tmp") / ("data-" + name);
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+std::shared_ptr<const VolumeSource> synthetic_volume(Box3 shape = {32, 32, 48}) {
+  return std::make_shared<MemoryVolume>(synthesize_seismic({shape, 3}), shape);
+}
+
+SamplerOptions options(Box3 crop = {16, 16, 16}) {
+  SamplerOptions o;
+  o.crop = crop;
+  o.flip = true;
+  o.seed = 5;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("normalisation: standard, robust clipping, none, non-finite values") {
+  std::vector<float> v(1000);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = float(i % 10);
+  v[3] = 1e6f;  // a spike
+  std::vector<float> robust = v, standard = v;
+  normalize_crop(standard, {CropNormalization::Kind::standard});
+  normalize_crop(robust, {CropNormalization::Kind::robust, 1.0});
+  double mean = 0, sq = 0;
+  for (float x : robust) mean += x;
+  for (float x : robust) sq += x * x;
+  CHECK(std::abs(mean / 1000) < 1e-5);
+  CHECK(std::abs(sq / 1000 - 1) < 1e-4);
+  CHECK(robust[3] < 3.0f);     // the spike is clipped to the 99th percentile
+  CHECK(standard[3] > 30.0f);  // and dominates the standard one
+  std::vector<float> bad{1.0f, std::nanf(""), 3.0f};
+  normalize_crop(bad, {CropNormalization::Kind::none});
+  CHECK(bad[1] == 0.0f);
+  CHECK_THROWS_WITH(normalization_kind_from_string("minmax"), test::contains("known: none, standard, robust"));
+}
+
+TEST_CASE("lateral flips mirror z and y, never time") {
+  const Box3 shape{2, 3, 4};
+  std::vector<float> v(24);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = float(i);
+  std::vector<float> f = v;
+  flip_lateral(f, shape, true, true);
+  for (int64_t z = 0; z < 2; ++z)
+    for (int64_t y = 0; y < 3; ++y)
+      for (int64_t x = 0; x < 4; ++x) CHECK(f[size_t((z * 3 + y) * 4 + x)] == v[size_t(((1 - z) * 3 + 2 - y) * 4 + x)]);
+}
+
+TEST_CASE("sampler: a sample is a pure function of (seed, step, index)") {
+  const CropSampler a({synthetic_volume()}, options()), b({synthetic_volume()}, options());
+  std::vector<float> x(size_t(a.crop_voxels())), y(x.size()), z(x.size());
+  a.sample(3, 7, x);
+  b.sample(3, 7, y);
+  a.sample(3, 8, z);
+  CHECK(x == y);
+  CHECK(x != z);
+  CHECK_THROWS_WITH(CropSampler({synthetic_volume({32, 8, 48})}, options()), test::contains("larger than the volume"));
+}
+
+TEST_CASE("sampler: crops over dead traces are redrawn (MDIO trace mask)") {
+  const auto dir = tmp_dir("dead");
+  const std::vector<int64_t> shape{32, 32, 32};
+  const auto values = synthesize_seismic({{32, 32, 32}, 1});
+  auto store = std::make_shared<io::FileStore>(dir / "v.mdio");
+  io::mdio::write_v1(store, "", shape, values);
+  // Kill the traces of inline z < 12: only 8-trace crops at z >= 12 − 8·(1 − 0.75) = 10 pass.
+  std::vector<uint8_t> mask(32 * 32, 1);
+  for (int64_t z = 0; z < 12; ++z)
+    for (int64_t y = 0; y < 32; ++y) mask[size_t(z * 32 + y)] = 0;
+  io::zarr::WriteOptions w;
+  w.chunks = {32, 32};
+  w.dimension_names = std::vector<std::string>{"inline", "crossline"};
+  const std::vector<int64_t> trace_shape{32, 32};
+  io::zarr::write_array<uint8_t>(store, "trace_mask", trace_shape, mask, w, io::zarr::DataType{io::zarr::Kind::Bool, 1, false});
+
+  auto o = options({8, 8, 8});
+  o.min_live_fraction = 0.75;
+  const CropSampler sampler({open_volume((dir / "v.mdio").string())}, o);
+  int64_t lowest = 32;
+  for (uint64_t i = 0; i < 200; ++i) {
+    const CropDraw d = sampler.draw(0, i);
+    CHECK(d.live >= 0.75);
+    lowest = std::min(lowest, d.origin[0]);
+  }
+  CHECK(lowest == 10);
+  CHECK_THROWS_WITH(open_volume((dir / "missing.mdio").string()), test::contains("cannot open the volume"));
+}
+
+TEST_CASE("loader: same batches for any thread count; dp ranks draw disjoint samples") {
+  const auto sampler = std::make_shared<const CropSampler>(std::vector<std::shared_ptr<const VolumeSource>>{synthetic_volume()},
+                                                           options());
+  auto collect = [&](LoaderPlan plan, int threads, int prefetch) {
+    PrefetchLoader loader(sampler, plan, threads, prefetch);
+    std::vector<std::vector<float>> out;
+    for (int64_t i = 0; i < plan.total_batches(); ++i) {
+      const LoadedBatch b = loader.next();
+      out.emplace_back(b.crops.begin(), b.crops.end());
+      CHECK(b.step == plan.first_step + i / plan.micro_batches());
+    }
+    CHECK_THROWS_WITH(loader.next(), test::contains("consumed"));
+    return out;
+  };
+  const LoaderPlan whole{2, 5, 4, 2, 0};  // steps 2..4, 4 samples per step in micro-batches of 2
+  const auto one = collect(whole, 1, 1), many = collect(whole, 3, 4);
+  CHECK(one == many);
+  // Rank 1 of 2 (samples 2 and 3 of each step) sees the second micro-batch of each step.
+  const auto rank1 = collect({2, 5, 2, 2, 2}, 2, 2);
+  REQUIRE(rank1.size() == 3);
+  for (size_t s = 0; s < 3; ++s) CHECK(rank1[s] == one[2 * s + 1]);
+  CHECK_THROWS_WITH(PrefetchLoader(sampler, {0, 1, 4, 3, 0}, 1, 1), test::contains("does not divide"));
+}

@@ -1,0 +1,118 @@
+// The trainer on one process and on ThreadComm ranks: the loss falls, resumed runs continue the
+// uninterrupted one (same and other world size), checkpoints survive a SIGKILL while being
+// written, previews are written, and bad configs are clear errors.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sfm/comm/serial.hpp"
+#include "sfm/comm/thread.hpp"
+#include "sfm/train/trainer.hpp"
+#include "sfm_test.hpp"
+#include "train_test_util.hpp"
+
+using namespace sfm;
+using sfm::test::small_run;
+using sfm::test::train_tmp;
+
+namespace {
+
+TrainResult run_serial(const TrainConfig& c, const std::filesystem::path& resume = {}) {
+  SerialComm world;
+  TrainOptions o;
+  o.resume = resume;
+  o.console = nullptr;
+  return train(c, world, o);
+}
+
+}  // namespace
+
+TEST_CASE("a short CPU run lowers the loss and writes checkpoints and a preview") {
+  const auto dir = train_tmp("lowers");
+  nlohmann::json model = to_json(named_model_config("tiny"));
+  model["norm_pix_loss"] = false;
+  const TrainConfig c = small_run(dir.string(), {{"model", model}, {"train", {{"steps", 40}, {"warmup_steps", 5}}},
+                                                 {"output", {{"checkpoint_every", 20}, {"images_every", 40}}}});
+  const TrainResult r = run_serial(c);
+  REQUIRE(r.losses.size() == 40);
+  double first = 0, last = 0;
+  for (int i = 0; i < 5; ++i) first += r.losses[size_t(i)], last += r.losses[size_t(35 + i)];
+  CHECK(last < 0.95 * first);
+  CHECK(std::filesystem::exists(dir / "checkpoint-20" / "optimizer.safetensors"));
+  CHECK(std::filesystem::exists(dir / "checkpoint-40" / "model.safetensors"));
+  CHECK(resolve_run_checkpoint(dir) == dir / "checkpoint-40");
+  const bool png = std::filesystem::exists(dir / "images" / "step-40.png"),
+             pgm = std::filesystem::exists(dir / "images" / "step-40.pgm");
+  CHECK((png || pgm));
+  CHECK(test::logged_losses(dir).size() == 40);
+}
+
+TEST_CASE("resume continues exactly: same world size bit for bit, another within rounding") {
+  const auto full_dir = train_tmp("resume-full"), part_dir = train_tmp("resume-part");
+  const TrainResult full = run_serial(small_run(full_dir.string()));
+  const TrainConfig first = small_run(part_dir.string(), {{"train", {{"steps", 6}}}});
+  // Interrupted after step 3: the checkpoint-3 of a 6-step run, then resumed.
+  std::filesystem::remove_all(part_dir);
+  run_serial(small_run(part_dir.string()));
+  std::filesystem::remove_all(part_dir / "checkpoint-6");
+  const TrainResult resumed = run_serial(first, part_dir / "checkpoint-3");
+  REQUIRE(resumed.first_step == 3);
+  for (size_t i = 0; i < 3; ++i) CHECK(resumed.losses[i] == full.losses[3 + i]);
+  CHECK(test::logged_losses(part_dir) == test::logged_losses(full_dir));
+
+  // Two ThreadComm ranks (dp = 2) resume the single-rank checkpoint.
+  const TrainConfig dp2 = small_run(train_tmp("resume-dp2").string(), {{"parallel", {{"dp", 2}}},
+                                                                       {"train", {{"micro_batch", 2}}}});
+  std::vector<double> losses;
+  run_ranks(2, [&](ThreadComm& comm) {
+    TrainOptions o;
+    o.resume = part_dir / "checkpoint-3";
+    o.console = nullptr;
+    o.handle_signals = false;
+    const TrainResult r = train(dp2, comm, o);
+    if (comm.rank() == 0) losses = r.losses;
+  });
+  REQUIRE(losses.size() == 3);
+  for (size_t i = 0; i < 3; ++i) CHECK(losses[i] == Approx(full.losses[3 + i]).epsilon(1e-5));
+}
+
+TEST_CASE("a SIGKILL while a checkpoint is written leaves the previous one loadable") {
+  const auto dir = train_tmp("kill");
+  const TrainConfig c = small_run(dir.string(), {{"train", {{"steps", 2}}}, {"output", {{"checkpoint_every", 1}}}});
+  run_serial(c);
+  VitMae<Cpu> model(c.model, false);
+  const RunCheckpoint good = load_run_checkpoint(dir, c.model, model.table());
+  REQUIRE(good.step() == 2);
+  for (int delay_us : {0, 300, 1000, 3000}) {
+    const pid_t child = ::fork();
+    if (child == 0) {  // save checkpoints of step 100+ as fast as possible until killed
+      for (int64_t step = 100;; ++step)
+        save_run_checkpoint(dir, step, c.model, model.table(), model.pos_embed(), model.decoder_pos_embed(), good.state,
+                            good.trainer, 100);
+    }
+    ::usleep(useconds_t(delay_us));
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    const RunCheckpoint after = load_run_checkpoint(dir, c.model, model.table());
+    CHECK(after.state.params == good.state.params);
+    CHECK(after.state.exp_avg_sq == good.state.exp_avg_sq);
+  }
+}
+
+TEST_CASE("config errors name the key") {
+  nlohmann::json j = default_train_json();
+  CHECK_THROWS_WITH(merge_train_json(j, {{"train", {{"bacth", 8}}}}), test::contains("unknown key 'train.bacth'"));
+  j = default_train_json();
+  apply_train_override(j, "data.url=x.mdio");
+  apply_train_override(j, "train.batch=eight");
+  CHECK_THROWS_WITH(parse_train_config(j), test::contains("train.batch: expected an integer"));
+  j = default_train_json();
+  apply_train_override(j, "data.url=x.mdio");
+  apply_train_override(j, "train.micro_batch=3");
+  CHECK_THROWS_WITH(parse_train_config(j), test::contains("not a multiple of parallel.dp × train.micro_batch"));
+  const TrainConfig cuda = small_run(train_tmp("cuda").string(), {{"backend", "cuda"}});
+  SerialComm world;
+  CHECK_THROWS_WITH(train(cuda, world), test::contains("not available in this build"));
+  const TrainConfig dp2 = small_run(train_tmp("p").string(), {{"parallel", {{"dp", 2}}}});
+  CHECK_THROWS_WITH(train(dp2, world), test::contains("1 process(es) were launched"));
+}

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the Zarr fuzz target (tests/fuzz/fuzz_zarr.cpp) with clang's libFuzzer, AddressSanitizer and
 # UBSan, writes its seed corpus and runs it for a bounded time. Any crash, leak, sanitizer report or
-# non-sfm::Error exception fails the run and leaves the input as BUILD_DIR/crash-*.
+# non-sfm::Error exception fails the run and leaves the input as BUILD_DIR/crash-*. SFM_FUZZ_SEED and
+# SFM_FUZZ_RUNS choose another seed or a longer run. tests/fuzz/regressions holds inputs that once
+# crashed; they run first, every time.
 #
 # Usage: tests/fuzz/run.sh [SECONDS (60)] [BUILD_DIR (build-fuzz)]
 # Exits 77 (ctest's skip code) when no clang++ with libFuzzer is installed (Debian: clang, and
@@ -36,5 +38,7 @@ rm -rf "$build/seeds"
 SFM_FUZZ_WRITE_SEEDS="$build/seeds" "$build/fuzz_zarr"
 mkdir -p "$build/corpus"
 echo "fuzzing for $seconds s from $(ls "$build/seeds" | wc -l) seeds and $(ls "$build/corpus" | wc -l) corpus inputs"
-"$build/fuzz_zarr" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-  -artifact_prefix="$build/" "$build/corpus" "$build/seeds"
+# A fixed seed and run count keep the ctest run reproducible; the time limit only bounds it.
+"$build/fuzz_zarr" -seed="${SFM_FUZZ_SEED:-1}" -runs="${SFM_FUZZ_RUNS:-400000}" -max_total_time="$seconds" \
+  -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  -artifact_prefix="$build/" "$build/corpus" "$build/seeds" tests/fuzz/regressions

@@ -17,7 +17,8 @@ using namespace sfm::zarr_test;
 
 namespace {
 
-const fs::path kFixtures = fs::path(SFM_SOURCE_DIR) / ".." / "shared" / "fixtures" / "zarrita";
+// Stores written by zarr-python, kept in the repository (tests/fixtures/zarrita/README.md).
+const fs::path kFixtures = fs::path(SFM_SOURCE_DIR) / "tests" / "fixtures" / "zarrita";
 
 // Reads the whole array and a few random boxes, comparing with the expected values.
 void check_array(const Array& a, const NpyF32& expected, std::mt19937& rng) {

@@ -361,7 +361,7 @@ inline void Array::fetch_sharded(std::vector<Unit*>& todo) const {
     const uint64_t off = index ? (*index)[size_t(2 * u->inner)] : Pipeline::kMissing;
     const uint64_t len = index ? (*index)[size_t(2 * u->inner + 1)] : Pipeline::kMissing;
     if (off == Pipeline::kMissing && len == Pipeline::kMissing) continue;  // missing shard or inner chunk: fill
-    SFM_CHECK(off <= uint64_t(INT64_MAX) && len <= uint64_t(INT64_MAX),
+    SFM_CHECK(off <= uint64_t(INT64_MAX) && len <= uint64_t(INT64_MAX) - off,  // the end fits in int64 too
               describe_key(*state_->store, u->store_key), ": corrupt shard index entry ", u->inner);
     fetch.push_back(u);
     requests.push_back({u->store_key, ByteRange{int64_t(off), int64_t(len)}});

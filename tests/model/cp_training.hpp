@@ -56,6 +56,7 @@ inline std::vector<float> cp_test_params(const ModelConfig& c) {
 struct Pass {
   double loss = 0;
   std::vector<float> grads;
+  std::vector<float> prediction;  // the last sample's, at all N + 1 decoder positions
 };
 
 // One forward/backward of `batch` samples (step 0) on one rank.
@@ -65,6 +66,7 @@ inline Pass single_rank_pass(const ModelConfig& c, const std::vector<float>& par
   const auto volumes = cp_volumes(c, 0, 0, batch);
   Pass pass;
   pass.loss = model.forward(volumes.data(), cp_mask(c, 0, 0, batch, len_keep));
+  pass.prediction = model.gather_prediction(batch - 1);
   model.backward();
   pass.grads = model.grads_to_host();
   return pass;
@@ -81,6 +83,7 @@ Pass cp_pass(Comm& comm, const ModelConfig& c, const std::vector<float>& params,
   const auto volumes = cp_volumes(c, 0, 0, batch);
   Pass pass;
   pass.loss = model.forward(volumes.data(), cp_mask(c, 0, 0, batch, len_keep));
+  pass.prediction = model.gather_prediction(batch - 1);
   model.backward();
   pass.grads = model.grads_to_host();
   comm.all_reduce(std::span<float>(pass.grads));
@@ -102,6 +105,16 @@ inline double worst_gradient_error(const ParamTable& table, const std::vector<fl
 }
 
 inline double relative_error(double a, double ref) { return std::abs(a - ref) / std::abs(ref); }
+
+// max |a − ref| / max |ref| over two equally long arrays.
+inline double max_relative_error(const std::vector<float>& a, const std::vector<float>& ref) {
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    diff = std::max(diff, std::abs(double(a.at(i)) - double(ref[i])));
+    scale = std::max(scale, std::abs(double(ref[i])));
+  }
+  return diff / scale;
+}
 
 struct CpRun {
   int64_t global_batch = 4;

@@ -1,6 +1,6 @@
 // VitMae with context parallelism on ThreadComm ranks against the single-rank model: the shard
 // index arrays, one forward/backward (loss to 1e-5 relative, every gradient to 1e-4 of its scale)
-// with RingAttention and AllGatherKV, uneven encoder sequences (padding), 5 training steps, and the
+// and the prediction gathered over the group, with RingAttention and AllGatherKV, uneven encoder sequences (padding), 5 training steps, and the
 // activation memory per rank falling as 1/cp.
 #include <algorithm>
 #include <functional>
@@ -33,6 +33,8 @@ void check_equal(const Pass& cp, const Pass& single, const sfm::ParamTable& tabl
   const double worst = sfm::test::worst_gradient_error(table, cp.grads, single.grads);
   INFO("worst gradient error (of its tensor's scale) " << worst);
   CHECK(worst <= 1e-4);
+  REQUIRE(cp.prediction.size() == single.prediction.size());  // gathered over the group
+  CHECK(sfm::test::max_relative_error(cp.prediction, single.prediction) <= 1e-5);
 }
 
 }  // namespace

@@ -17,6 +17,7 @@ TEST_CASE("VitMae with cp = world size under MPI equals the single-rank model") 
   INFO("cp " << cp << ": loss " << mine.loss << " vs single rank " << single.loss);
   CHECK(sfm::test::relative_error(mine.loss, single.loss) <= 1e-5);
   CHECK(sfm::test::worst_gradient_error(sfm::VitMae<sfm::Cpu>(c, false).table(), mine.grads, single.grads) <= 1e-4);
+  CHECK(sfm::test::max_relative_error(mine.prediction, single.prediction) <= 1e-5);
 
   sfm::test::CpRun run;
   run.len_keep = len_keep;

@@ -68,7 +68,7 @@ TEST_CASE("dp = 2 × cp = 2: gradients summed over the world are the global batc
     std::vector<float> grads = model.grads_to_host();
     world.all_reduce(std::span<float>(grads));  // the sum ZeRO's reduce-scatter computes, in one step
     const double total = mesh.global_loss(loss);
-    if (world.rank() == 0) mesh_pass = {total, std::move(grads)};
+    if (world.rank() == 0) mesh_pass.loss = total, mesh_pass.grads = std::move(grads);
   });
   INFO("loss " << mesh_pass.loss << " vs single rank " << single.loss);
   CHECK(sfm::test::relative_error(mesh_pass.loss, single.loss) <= 1e-5);

@@ -76,6 +76,41 @@ TEST_CASE("resume continues exactly: same world size bit for bit, another within
   for (size_t i = 0; i < 3; ++i) CHECK(losses[i] == Approx(full.losses[3 + i]).epsilon(1e-5));
 }
 
+TEST_CASE("context parallelism: cp = 2 (ring, all_gather) and dp = 2 × cp = 2 train like one rank") {
+  // mask random keeps MAE's len_keep at every cp (16 of 64 tokens: 17 encoder rows, padded over 2 ranks).
+  const nlohmann::json random_mask{{"parallel", {{"mask", "random"}}}, {"output", {{"images_every", 6}}}};
+  const TrainResult single = run_serial(small_run(train_tmp("cp-single").string(), random_mask));
+  struct Layout {
+    int dp, cp;
+    const char* attention;
+  };
+  for (const Layout layout : {Layout{1, 2, "ring"}, Layout{1, 2, "all_gather"}, Layout{2, 2, "ring"}}) {
+    nlohmann::json patch = random_mask;
+    patch["parallel"]["dp"] = layout.dp, patch["parallel"]["cp"] = layout.cp;
+    patch["parallel"]["attention"] = layout.attention;
+    patch["train"]["micro_batch"] = 8 / (2 * layout.dp);  // two micro-batches per replica
+    const auto dir = train_tmp(std::string("cp-") + layout.attention + "-dp" + std::to_string(layout.dp));
+    const TrainConfig c = small_run(dir.string(), patch);
+    std::vector<double> losses;
+    run_ranks(layout.dp * layout.cp, [&](ThreadComm& comm) {
+      TrainOptions o;
+      o.console = nullptr;
+      o.handle_signals = false;
+      const TrainResult r = train(c, comm, o);
+      if (comm.rank() == 0) losses = r.losses;
+    });
+    INFO("dp " << layout.dp << " × cp " << layout.cp << ", " << layout.attention << " attention");
+    REQUIRE(losses.size() == single.losses.size());
+    for (size_t i = 0; i < losses.size(); ++i) CHECK(losses[i] == Approx(single.losses[i]).epsilon(1e-5));
+    CHECK(resolve_run_checkpoint(dir) == dir / "checkpoint-6");
+    CHECK((std::filesystem::exists(dir / "images" / "step-6.png") || std::filesystem::exists(dir / "images" / "step-6.pgm")));
+  }
+  // The adaptive mask gives each of the cp ranks an equal share of the encoder rows: 15 visible tokens.
+  const TrainConfig adaptive = small_run(train_tmp("cp-adaptive").string(), {{"parallel", {{"cp", 2}}}});
+  CHECK(train_len_keep(adaptive) == 15);
+  CHECK(train_len_keep(small_run(train_tmp("cp-adaptive").string())) == 16);
+}
+
 TEST_CASE("a SIGKILL while a checkpoint is written leaves the previous one loadable") {
   const auto dir = train_tmp("kill");
   const TrainConfig c = small_run(dir.string(), {{"train", {{"steps", 2}}}, {"output", {{"checkpoint_every", 1}}}});

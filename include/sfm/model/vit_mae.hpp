@@ -271,6 +271,22 @@ class VitMae {
   // [batch, N + 1, P] with row 0 the cls row; under cp the rows of shard() (decoder positions
   // decoder.start(rank) + i).
   const float* prediction() const { return acts_.pred; }
+  // Sample b's prediction of the last forward() at all N + 1 decoder positions, [N + 1, P] (row 0 the
+  // cls row), on the host: under cp the ranks' row blocks are all-gathered over the group, so every
+  // rank of the group must call it.
+  std::vector<float> gather_prediction(int64_t b) {
+    const int64_t P = config_.patch_size(), chunk = shard_.decoder.rows() * P;
+    SFM_CHECK(b >= 0 && b < shard_.batch, "gather_prediction: sample ", b, " of a batch of ", shard_.batch);
+    ContextParallel& group = context_parallel();
+    std::vector<float> gathered(size_t(group.size() * chunk));
+    copy_to_host(Backend{}, gathered.data() + group.rank() * chunk, acts_.pred + b * chunk, chunk);
+    group.all_gather(gathered);
+    std::vector<float> rows(size_t((config_.tokens() + 1) * P));
+    for (int r = 0; r < group.size(); ++r)
+      std::copy_n(gathered.begin() + r * chunk, shard_.decoder.valid(r) * P,
+                  rows.begin() + shard_.decoder.start(r) * P);
+    return rows;
+  }
   // How the last forward() split the sequences (the whole of them on one rank).
   const SequenceShard& shard() const { return shard_; }
   // Bytes of the activation arena (sized by the last forward()); the attention policy's workspace

@@ -190,8 +190,10 @@ inline TrainConfig parse_train_config(const nlohmann::json& j) {
   c.overlap = get<bool>(j, "parallel", "overlap", "true or false");
   SFM_CHECK(c.dp >= 1 && c.cp >= 1, "config: parallel.dp and parallel.cp must be at least 1");
   SFM_CHECK(c.zero >= 0 && c.zero <= 3, "config: parallel.zero: ZeRO stages are 0, 1, 2 and 3, got ", c.zero);
-  SFM_CHECK(c.attention == "ring" || c.attention == "local", "config: parallel.attention: '", c.attention,
-            "' (known: ring, local)");
+  SFM_CHECK(c.attention == "ring" || c.attention == "all_gather" || c.attention == "local",
+            "config: parallel.attention: '", c.attention, "' (known: ring, all_gather, local)");
+  SFM_CHECK(c.attention != "local" || c.cp == 1, "config: parallel.attention: 'local' keeps each sequence on one ",
+            "rank, so it needs parallel.cp = 1 (got ", c.cp, "); use ring or all_gather");
   SFM_CHECK(c.mask == "adaptive" || c.mask == "random", "config: parallel.mask: '", c.mask,
             "' (known: adaptive, random)");
   SFM_CHECK(c.batch % (int64_t(c.dp) * c.micro_batch) == 0, "config: train.batch ", c.batch,

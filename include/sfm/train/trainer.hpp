@@ -1,11 +1,13 @@
 // The trainer: a TrainConfig and a communicator → a ViT-MAE training run with checkpoints, metrics
 // and reconstruction previews. The CLI's `sfm train` is a thin shell around train().
 //
-// World = dp × cp ranks (cp > 1 waits for ring attention's integration). Every dp rank runs
-// batch / (dp · micro_batch) micro-batches per step on its own slice of the global batch, with the
-// loss normalised by the global number of hidden tokens, so the gradients summed over ranks by the
-// ZeroOptimizer are those of the whole batch; `parallel.zero` picks ZeroOptimizer<ZeroStage<k>>
-// at run time. Samples and masks are pure functions of (seed, step, sample index), and checkpoints
+// World = dp × cp ranks on a Mesh (parallel/mesh.hpp): each dp replica runs
+// batch / (dp · micro_batch) micro-batches per step on its own slice of the global batch, and the cp
+// ranks of a replica load the same samples and split each sample's tokens (parallel.attention picks
+// ring attention or all-gathered K/V, parallel.mask the len_keep policy). The loss is normalised by
+// the global number of hidden tokens, so the gradients summed over all dp × cp ranks by the
+// ZeroOptimizer are those of the whole batch; `parallel.zero` picks ZeroOptimizer<ZeroStage<k>> at
+// run time. Samples and masks are pure functions of (seed, step, sample index), and checkpoints
 // hold the unsharded state, so a resumed run — at any world size — continues the same run.
 #pragma once
 
@@ -24,6 +26,8 @@
 #include "sfm/mae/mask.hpp"
 #include "sfm/model/vit_mae.hpp"
 #include "sfm/optim/lr_schedule.hpp"
+#include "sfm/parallel/attention.hpp"
+#include "sfm/parallel/mesh.hpp"
 #include "sfm/parallel/zero.hpp"
 #include "sfm/train/config.hpp"
 #include "sfm/train/preview.hpp"
@@ -79,20 +83,37 @@ void check_train_setup(const TrainConfig& c, const Comm& world, const TrainOptio
             "is not integrated into the trainer yet); use \"cpu\"");
   SFM_CHECK(world.size() == c.dp * c.cp, "parallel.dp × parallel.cp = ", c.dp, " × ", c.cp, " = ", c.dp * c.cp,
             " ranks, but ", world.size(), " process(es) were launched (run: mpirun -np ", c.dp * c.cp, " sfm train …)");
-  SFM_CHECK(c.cp == 1, "config: parallel.cp = ", c.cp, ": context parallelism (ring attention) is not yet ",
-            "integrated into the trainer; use parallel.cp = 1");
   if (options.resume.empty())
     SFM_CHECK(c.overwrite || !has_run_checkpoints(c.dir), "output.dir ", c.dir, " already holds a run; continue it with ",
               "--resume ", c.dir, ", pick another output.dir, or set output.overwrite=true");
+}
+
+// The context-parallel group of parallel.attention over `cp_comm` (cp > 1).
+template <class Comm>
+std::unique_ptr<ContextParallel> make_context_parallel(const std::string& attention, Comm& cp_comm) {
+  if (attention == "ring") return std::make_unique<ContextParallelGroup<RingAttention<Comm>, Comm>>(cp_comm);
+  if (attention == "all_gather") return std::make_unique<ContextParallelGroup<AllGatherKV<Comm>, Comm>>(cp_comm);
+  fail("config: parallel.attention: '", attention, "' cannot split a sequence over cp = ", cp_comm.size(),
+       " ranks (use ring or all_gather)");
+}
+
+// len_keep of parallel.mask: AdaptiveMask makes the encoder sequence split evenly over cp.
+inline int64_t train_len_keep(const TrainConfig& c) {
+  return c.mask == "adaptive" ? AdaptiveMask{c.cp}.len_keep(c.model) : RandomMask::len_keep(c.model);
 }
 
 template <class Stage, class Comm>
 class Trainer {
  public:
   Trainer(const TrainConfig& config, Comm& world, TrainOptions options)
-      : c_(config), world_(world), options_(std::move(options)), model_(config.model, /*resident=*/false),
+      : c_(config), world_(world), options_(std::move(options)), mesh_(world, config.cp),
+        model_(config.model, /*resident=*/false),
         zero_(model_.table(), world, ZeroOptions{AdamWConfig{0.9, 0.95, 1e-8, config.weight_decay}, config.overlap}) {
     model_.use_param_store(zero_);
+    if (c_.cp > 1) {
+      context_ = make_context_parallel(c_.attention, mesh_.context_parallel());
+      model_.use_context_parallel(*context_);
+    }
   }
 
   TrainResult run() {
@@ -118,18 +139,20 @@ class Trainer {
       log->note("sfm train: model " + c_.model.name + " (" + std::to_string(c_.model.tokens()) + " tokens), batch " +
                 std::to_string(c_.batch) + " (dp " + std::to_string(c_.dp) + " × " +
                 std::to_string(c_.batch / (c_.dp * c_.micro_batch)) + " micro-batches of " +
-                std::to_string(c_.micro_batch) + "), ZeRO-" + std::to_string(Stage::value) + ", steps " +
+ std::to_string(c_.micro_batch) + ")" +
+                (c_.cp > 1 ? ", cp " + std::to_string(c_.cp) + " (" + c_.attention + " attention)" : std::string()) +
+                ", ZeRO-" + std::to_string(Stage::value) + ", steps " +
                 std::to_string(start) + " → " + std::to_string(c_.steps) + ", output " + out.string());
     }
-    const int64_t per_rank = c_.batch / c_.dp, dp_rank = world_.rank() / c_.cp;
-    PrefetchLoader loader(sampler, LoaderPlan{start, c_.steps, per_rank, c_.micro_batch, dp_rank * per_rank},
+    const int64_t per_rank = mesh_.local_batch(c_.batch);
+    PrefetchLoader loader(sampler, LoaderPlan{start, c_.steps, per_rank, c_.micro_batch, mesh_.first_sample(c_.batch)},
                           c_.threads, c_.prefetch);
     std::unique_ptr<StopSignal> stop;
     if (options_.handle_signals) stop = std::make_unique<StopSignal>();
     if (options_.started) options_.started();
 
     const ModelConfig& m = c_.model;
-    const int64_t N = m.tokens(), len_keep = RandomMask::len_keep(m);
+    const int64_t N = m.tokens(), len_keep = train_len_keep(c_);
     const double hidden_total = double(c_.batch) * double(N - len_keep);
     const LrSchedule schedule{scaled_lr(c_.lr, c_.batch), c_.min_lr, c_.warmup_steps, c_.steps};
     using clock = std::chrono::steady_clock;
@@ -140,7 +163,9 @@ class Trainer {
     TrainResult result;
     result.first_step = result.end_step = start;
     for (int64_t step = start; step < c_.steps; ++step) {
-      const bool preview = lead && c_.images_every > 0 && ((step + 1) % c_.images_every == 0 || step + 1 == c_.steps);
+      // The replica of dp index 0 gathers sample 0's prediction over its cp ranks; rank 0 writes it.
+      const bool preview = mesh_.dp_index() == 0 && c_.images_every > 0 &&
+                           ((step + 1) % c_.images_every == 0 || step + 1 == c_.steps);
       double loss = 0, wait = 0;
       PreviewSample sample;
       for (int64_t micro = 0; micro < loader.plan().micro_batches(); ++micro) {
@@ -180,7 +205,7 @@ class Trainer {
         log->report(r);
         window_start = now, window_loss = window_wait = window_norm = 0, window_steps = 0;
       }
-      if (preview)
+      if (preview && lead)
         log->note("sfm train: wrote " + write_preview(out / "images" / ("step-" + std::to_string(step + 1)), m, sample).string());
       if (last || interrupted || (c_.checkpoint_every > 0 && (step + 1) % c_.checkpoint_every == 0)) {
         result.checkpoint = save(step + 1);
@@ -208,14 +233,15 @@ class Trainer {
                 "; the run would not continue the same sample sequence");
   }
 
+  // Sample 0 of the micro-batch just run: its volume, mask and prediction (collective over the cp
+  // group, which gathers the prediction's rows).
   PreviewSample capture(const LoadedBatch& batch, const MaskPlan& mask) {
-    const ModelConfig& m = c_.model;
-    const int64_t N = m.tokens(), P = m.patch_size();
+    const int64_t N = c_.model.tokens(), P = c_.model.patch_size();
+    const std::vector<float> rows = model_.gather_prediction(0);
     PreviewSample s;
     s.volume.assign(batch.crops.begin(), batch.crops.begin() + N * P);
     s.hidden.assign(mask.hidden.begin(), mask.hidden.begin() + N);
-    const float* pred = model_.prediction() + P;  // sample 0, skipping its cls row
-    s.prediction.assign(pred, pred + N * P);
+    s.prediction.assign(rows.begin() + P, rows.end());  // skipping the cls row
     return s;
   }
 
@@ -237,8 +263,10 @@ class Trainer {
   const TrainConfig& c_;
   Comm& world_;
   TrainOptions options_;
+  Mesh<Comm> mesh_;
   VitMae<Cpu> model_;
   ZeroOptimizer<Stage, Comm> zero_;
+  std::unique_ptr<ContextParallel> context_;  // cp > 1: the model's context-parallel group
 };
 
 // Runs `config` on `world`, dispatching parallel.zero onto ZeroOptimizer<ZeroStage<k>, Comm>.

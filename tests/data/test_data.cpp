@@ -1,9 +1,12 @@
-// The data pipeline: normalisation, flips, the crop sampler (determinism, dead-trace rejection,
+// The data pipeline: the synthetic seismic generator (determinism, lateral continuity broken by
+// faults, band limits, noise level), normalisation, flips, the crop sampler (determinism, dead-trace rejection,
 // size checks) over in-memory and MDIO volumes, and the prefetching loader (thread-count
 // independence, disjoint dp slices).
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <numbers>
+#include <omp.h>
 #include <set>
 
 #include "sfm/data/loader.hpp"
@@ -38,6 +41,96 @@ SamplerOptions options(Box3 crop = {16, 16, 16}) {
 }
 
 }  // namespace
+
+namespace {
+
+// The correlation coefficient of neighbouring traces (along y) over windows of 16 time samples:
+// the mean and the lowest over all windows.
+std::pair<double, double> neighbour_correlation(const std::vector<float>& v, Box3 shape) {
+  const auto [Z, Y, T] = shape;
+  constexpr int64_t window = 16;
+  double sum = 0, lowest = 1;
+  int64_t count = 0;
+  for (int64_t z = 0; z < Z; ++z)
+    for (int64_t y = 0; y + 1 < Y; ++y)
+      for (int64_t t0 = 0; t0 + window <= T; t0 += window) {
+        const float* a = v.data() + (z * Y + y) * T + t0;
+        const float* b = a + T;
+        double ab = 0, aa = 0, bb = 0;
+        for (int64_t t = 0; t < window; ++t)
+          ab += double(a[t]) * b[t], aa += double(a[t]) * a[t], bb += double(b[t]) * b[t];
+        const double r = ab / std::sqrt(aa * bb);
+        sum += r, lowest = std::min(lowest, r), ++count;
+      }
+  return {sum / double(count), lowest};
+}
+
+double rms(const std::vector<float>& v) {
+  double e = 0;
+  for (float x : v) e += double(x) * x;
+  return std::sqrt(e / double(v.size()));
+}
+
+}  // namespace
+
+TEST_CASE("synthetic seismic: deterministic, continuous layers cut by faults, band-limited, calibrated noise") {
+  const Box3 shape{24, 40, 96};
+  SyntheticSeismicConfig c;
+  c.shape = shape, c.seed = 11;
+  const std::vector<float> v = synthesize_seismic(c);
+  CHECK(synthesize_seismic(c) == v);
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  CHECK(synthesize_seismic(c) == v);  // the same on any number of threads
+  omp_set_num_threads(threads);
+  c.seed = 12;
+  CHECK(synthesize_seismic(c) != v);
+
+  // Reflectors are laterally continuous: neighbouring traces correlate, except across a fault.
+  c.seed = 11, c.noise = 0;
+  c.faults = 0;
+  const auto [unfaulted_mean, unfaulted_low] = neighbour_correlation(synthesize_seismic(c), shape);
+  c.faults = 2;
+  const std::vector<float> clean = synthesize_seismic(c);
+  const auto [faulted_mean, faulted_low] = neighbour_correlation(clean, shape);
+  INFO("neighbour correlation without faults: mean " << unfaulted_mean << ", lowest " << unfaulted_low
+                                                     << "; with 2: mean " << faulted_mean << ", lowest " << faulted_low);
+  CHECK(unfaulted_mean > 0.9);
+  CHECK(unfaulted_low > 0.5);
+  CHECK(faulted_low < unfaulted_low - 0.3);
+
+  // Dense reflectivity: few quiet stretches (|amplitude| under 5 % of the RMS) in the clean traces.
+  const double level = 0.05 * rms(clean);
+  int64_t quiet = 0;
+  for (float x : clean) quiet += std::abs(x) < level;
+  CHECK(double(quiet) / double(clean.size()) < 0.1);
+
+  // Band limits: most spectral energy of a trace lies within a factor 2 of the Ricker peak.
+  const int64_t T = shape[2];
+  double in_band = 0, total = 0;
+  for (int64_t trace = 0; trace < shape[0] * shape[1]; trace += 37)
+    for (int64_t k = 1; k <= T / 2; ++k) {
+      double re = 0, im = 0;
+      for (int64_t t = 0; t < T; ++t) {
+        const double phase = 2 * std::numbers::pi * double(k * t) / double(T);
+        re += clean[size_t(trace * T + t)] * std::cos(phase), im -= clean[size_t(trace * T + t)] * std::sin(phase);
+      }
+      const double power = re * re + im * im, frequency = double(k) / double(T);
+      total += power;
+      if (frequency > c.peak_frequency / 2 && frequency < c.peak_frequency * 2) in_band += power;
+    }
+  CHECK(in_band / total > 0.8);
+
+  // Noise: `noise` times the clean RMS.
+  c.noise = 0.2;
+  const std::vector<float> noisy = synthesize_seismic(c);
+  std::vector<float> difference(noisy.size());
+  for (size_t i = 0; i < noisy.size(); ++i) difference[i] = noisy[i] - clean[i];
+  CHECK(rms(difference) / rms(clean) == Approx(0.2).epsilon(0.02));
+
+  c.peak_frequency = 0.7;
+  CHECK_THROWS_WITH(synthesize_seismic(c), test::contains("peak_frequency"));
+}
 
 TEST_CASE("normalisation: standard, robust clipping, none, non-finite values") {
   std::vector<float> v(1000);

@@ -1,5 +1,6 @@
 // One include for every test: Catch2 2.x (Debian 12, catch2/catch.hpp) or 3.x (Ubuntu 24.04),
-// plus small helpers for comparing float arrays against a reference with a stated tolerance.
+// plus small helpers for comparing float arrays against a reference with a stated tolerance, and
+// assertions that threads (ThreadComm ranks) may make.
 #pragma once
 
 #include <string>
@@ -25,9 +26,27 @@ inline auto contains(const std::string& text) { return Catch::Matchers::Contains
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <span>
 
 namespace sfm::test {
+
+// Catch2 2.x assertions are not thread-safe: ranks of run_ranks (threads) that assert go through
+// RANK_CHECK / RANK_CHECK_THROWS_WITH, which take this lock. Never hold it across a collective.
+inline std::mutex& assertion_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+#define RANK_CHECK(...)                                                    \
+  do {                                                                     \
+    const std::lock_guard<std::mutex> rank_lock(sfm::test::assertion_mutex()); \
+    CHECK(__VA_ARGS__);                                                    \
+  } while (0)
+#define RANK_CHECK_THROWS_WITH(expression, matcher)                        \
+  do {                                                                     \
+    const std::lock_guard<std::mutex> rank_lock(sfm::test::assertion_mutex()); \
+    CHECK_THROWS_WITH(expression, matcher);                                \
+  } while (0)
 
 // Largest |a[i] - b[i]| over the arrays (which must have equal length).
 template <class A, class B>

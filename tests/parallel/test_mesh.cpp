@@ -19,32 +19,33 @@ TEST_CASE("Mesh splits the world into dp replicas of cp neighbouring ranks") {
     sfm::run_ranks(world_size, [&, cp = cp, world_size = world_size](ThreadComm& world) {
       Mesh<ThreadComm> mesh(world, cp);
       const int dp = world_size / cp;
-      CHECK(mesh.dp() == dp);
-      CHECK(mesh.cp() == cp);
-      CHECK(world.rank() == mesh.dp_index() * cp + mesh.cp_index());
-      CHECK(mesh.context_parallel().size() == cp);
-      CHECK(mesh.context_parallel().rank() == mesh.cp_index());
-      CHECK(mesh.data_parallel().size() == dp);
-      CHECK(mesh.data_parallel().rank() == mesh.dp_index());
+      RANK_CHECK(mesh.dp() == dp);
+      RANK_CHECK(mesh.cp() == cp);
+      RANK_CHECK(world.rank() == mesh.dp_index() * cp + mesh.cp_index());
+      RANK_CHECK(mesh.context_parallel().size() == cp);
+      RANK_CHECK(mesh.context_parallel().rank() == mesh.cp_index());
+      RANK_CHECK(mesh.data_parallel().size() == dp);
+      RANK_CHECK(mesh.data_parallel().rank() == mesh.dp_index());
       // Members, by world rank: the cp group shares dp_index, the dp group shares cp_index.
       const int64_t me = world.rank();
       std::vector<int64_t> cp_members(static_cast<size_t>(cp)), dp_members(static_cast<size_t>(dp));
       mesh.context_parallel().all_gather(std::span<const int64_t>(&me, 1), std::span<int64_t>(cp_members));
       mesh.data_parallel().all_gather(std::span<const int64_t>(&me, 1), std::span<int64_t>(dp_members));
-      for (int j = 0; j < cp; ++j) CHECK(cp_members[size_t(j)] == mesh.dp_index() * cp + j);
-      for (int j = 0; j < dp; ++j) CHECK(dp_members[size_t(j)] == j * cp + mesh.cp_index());
+      for (int j = 0; j < cp; ++j) RANK_CHECK(cp_members[size_t(j)] == mesh.dp_index() * cp + j);
+      for (int j = 0; j < dp; ++j) RANK_CHECK(dp_members[size_t(j)] == j * cp + mesh.cp_index());
 
-      CHECK(mesh.local_batch(6 * dp) == 6);
-      CHECK(mesh.first_sample(6 * dp) == 6 * mesh.dp_index());
-      CHECK(mesh.global_loss(1.5) == 1.5 * dp);
+      RANK_CHECK(mesh.local_batch(6 * dp) == 6);
+      RANK_CHECK(mesh.first_sample(6 * dp) == 6 * mesh.dp_index());
+      const double total = mesh.global_loss(1.5);  // collective: outside the assertion lock
+      RANK_CHECK(total == 1.5 * dp);
     });
   }
   sfm::run_ranks(4, [](ThreadComm& world) {
-    CHECK_THROWS_WITH(Mesh<ThreadComm>(world, 3), sfm::test::contains("does not divide the world of 4"));
+    RANK_CHECK_THROWS_WITH(Mesh<ThreadComm>(world, 3), sfm::test::contains("does not divide the world of 4"));
   });
   sfm::run_ranks(2, [](ThreadComm& world) {
     Mesh<ThreadComm> mesh(world, 1);
-    CHECK_THROWS_WITH(mesh.local_batch(3), sfm::test::contains("does not split over dp = 2"));
+    RANK_CHECK_THROWS_WITH(mesh.local_batch(3), sfm::test::contains("does not split over dp = 2"));
   });
 }
 

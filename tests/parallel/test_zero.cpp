@@ -47,21 +47,21 @@ TEST_CASE("ZeRO memory per rank follows the ZeRO accounting") {
     const sfm::ShardLayout layout(model.table(), P, comm.rank());
     const int64_t padded = layout.padded_size() * 4, flat = model.table().size() * 4;
     // Stage 0: everything replicated.
-    CHECK(m0.parameters == padded);
-    CHECK(m0.gradients == padded);
-    CHECK(m0.optimizer == 2 * flat);
+    RANK_CHECK(m0.parameters == padded);
+    RANK_CHECK(m0.gradients == padded);
+    RANK_CHECK(m0.optimizer == 2 * flat);
     // Stage 1: optimizer state sharded (1/P within the padding).
-    CHECK(m1.optimizer <= 2 * layout.shard_size() * 4);
-    CHECK(m1.optimizer >= 2 * (flat / P - int64_t(layout.buckets().size()) * P * 4));
+    RANK_CHECK(m1.optimizer <= 2 * layout.shard_size() * 4);
+    RANK_CHECK(m1.optimizer >= 2 * (flat / P - int64_t(layout.buckets().size()) * P * 4));
     // Stage 2: gradients too — exactly 1/P of stage 0's (padded) accumulator; no full-size buffer.
-    CHECK(m2.gradients * P == m0.gradients);
-    CHECK(m2.optimizer == m1.optimizer);
-    CHECK(m2.parameters == m0.parameters);
-    CHECK(m2.buffers < m1.buffers);
+    RANK_CHECK(m2.gradients * P == m0.gradients);
+    RANK_CHECK(m2.optimizer == m1.optimizer);
+    RANK_CHECK(m2.parameters == m0.parameters);
+    RANK_CHECK(m2.buffers < m1.buffers);
     // Stage 3: parameters too.
-    CHECK(m3.parameters * P == m0.parameters);
-    CHECK(m3.gradients == m2.gradients);
-    CHECK(m3.total() < m2.total());
+    RANK_CHECK(m3.parameters * P == m0.parameters);
+    RANK_CHECK(m3.gradients == m2.gradients);
+    RANK_CHECK(m3.total() < m2.total());
   });
 }
 
@@ -96,6 +96,12 @@ TEST_CASE("ZeRO traffic per step: 2(P-1)/P of the gradient bytes for stages 0-2,
 TEST_CASE("ZeRO-2 launches bucket reductions while the backward is still running") {
   ZeroRun run;
   run.micro_batches = 1;
+  struct Timeline {
+    double backward_start = 0, backward_end = 0;
+    std::vector<double> launches;
+    size_t groups = 0;
+  };
+  std::vector<Timeline> ranks(2);  // checked after the ranks joined: Catch2 assertions are not thread-safe
   sfm::run_ranks(2, [&](ThreadComm& comm) {
     sfm::VitMae<sfm::Cpu> model(sfm::test::zero_test_config(), false);
     sfm::ZeroOptimizer<sfm::ZeroStage<2>, ThreadComm> zero(model.table(), comm);
@@ -105,17 +111,21 @@ TEST_CASE("ZeRO-2 launches bucket reductions while the backward is still running
     model.forward(volumes.data(), sfm::test::zero_test_mask(model.config(), run, 0, comm.rank() * 12, 12),
                   sfm::test::global_hidden(model.config(), run));
     zero.clear_timeline();
-    const double backward_start = zero.seconds_since_start();
+    Timeline& t = ranks[size_t(comm.rank())];
+    t.backward_start = zero.seconds_since_start();
     model.backward();
-    const double backward_end = zero.seconds_since_start();
+    t.backward_end = zero.seconds_since_start();
     zero.step(run.lr, run.clip);
-    const auto& launches = zero.launch_times();
-    REQUIRE(launches.size() == model.table().groups().size());
-    INFO("backward " << backward_start << " .. " << backward_end << " s; first launch " << launches.front()
-                     << " s, last " << launches.back() << " s");
-    CHECK(launches.front() < backward_end);
-    CHECK(launches.front() - backward_start < 0.5 * (backward_end - backward_start));
+    t.launches = zero.launch_times();
+    t.groups = model.table().groups().size();
   });
+  for (const Timeline& t : ranks) {
+    REQUIRE(t.launches.size() == t.groups);
+    INFO("backward " << t.backward_start << " .. " << t.backward_end << " s; first launch " << t.launches.front()
+                     << " s, last " << t.launches.back() << " s");
+    CHECK(t.launches.front() < t.backward_end);
+    CHECK(t.launches.front() - t.backward_start < 0.5 * (t.backward_end - t.backward_start));
+  }
 }
 
 TEST_CASE("a ZeRO state saved at 4 ranks resumes at 2 and 3 ranks and tracks the uninterrupted run") {

@@ -3,11 +3,12 @@
 // The first input byte picks what the rest is:
 //   0  a metadata document (.zarray, v3 zarr.json array or group): parsed, its codec pipeline
 //      built, a chunk key made and the document written back;
-//   1  a stored chunk: decoded (into a buffer, and the general way) by one of a fixed set of
-//      pipelines (every codec, sharding with a crc32c index, transpose, big endian), the second
-//      byte choosing which;
+//   1  a stored chunk: decoded (into a buffer, the general way, and two rows of it alone) by one of
+//      a fixed set of pipelines (every codec, blosc in several blocks, sharding with a crc32c
+//      index, transpose, big endian), the second byte choosing which;
 //   2  a document, a NUL byte, then a chunk: the document opened as an array in a MemoryStore that
-//      holds the chunk under each of the array's (few) chunk keys, and the whole array read.
+//      holds the chunk under each of the array's (few) chunk keys, the whole array read, and a box
+//      that cuts the first chunk row read with the cache off (parts of chunks decoded).
 // Every failure must be an sfm::Error; anything else escapes and libFuzzer reports it as a crash,
 // as it does memory errors (AddressSanitizer) and undefined behaviour (UBSan).
 //
@@ -111,6 +112,10 @@ const std::vector<std::shared_ptr<const zarr::Pipeline>>& pipelines() {
     v3("float32", json::array({bytes_le, {{"name", "blosc"}, {"configuration", {{"cname", "zstd"}, {"clevel", 5},
                                                                                 {"shuffle", "shuffle"}, {"typesize", 4}}}}}),
        {4, 6, 5});
+    v3("float32", json::array({bytes_le, {{"name", "blosc"}, {"configuration", {{"cname", "lz4"}, {"clevel", 5},
+                                                                                {"shuffle", "bitshuffle"}, {"typesize", 4},
+                                                                                {"blocksize", 128}}}}}),
+       {4, 6, 5});
     v3("int32", json::array({{{"name", "transpose"}, {"configuration", {{"order", {2, 0, 1}}}}}, bytes_be,
                              {{"name", "gzip"}, {"configuration", {{"level", 1}}}}}),
        {4, 6, 5});
@@ -141,6 +146,12 @@ void chunk(std::span<const std::byte> bytes) {
     // The general decode below must refuse the same input on its own.
   }
   p.decode(bytes.subspan(1), shape, "fuzz chunk");
+  // Rows 1 and 2 alone (blosc: only the blocks holding them) decode or are refused just as safely.
+  const size_t row = out.size() / size_t(shape[0]);
+  try {
+    p.decode_range_into(bytes.subspan(1), shape, row, std::span(out).subspan(row, 2 * row), "fuzz chunk rows");
+  } catch (const sfm::Error&) {
+  }
   if (const auto* s = p.sharding()) {
     const size_t isize = zarr::Pipeline::index_nbytes(*s, shape);
     if (bytes.size() - 1 >= isize) zarr::Pipeline::decode_index(*s, bytes.subspan(1, isize), shape, "fuzz shard index");
@@ -168,6 +179,14 @@ void array(std::string_view input) {
   options.pool = &inline_pool();
   const zarr::Array a = zarr::Array::open(store, "", options);
   (void)a.read_all();
+  // With the cache off, a box that starts inside the first chunk row decodes parts of chunks.
+  if (m.rank() == 0 || m.shape[0] < 2) return;
+  options.cache_bytes = 0;
+  const zarr::Array uncached = zarr::Array::open(store, "", options);
+  std::vector<int64_t> start(m.rank(), 0), box = m.shape;
+  start[0] = 1;
+  box[0] -= 1;
+  (void)uncached.read_box(start, box);
 }
 
 // ---- the seed corpus ----------------------------------------------------------------------------

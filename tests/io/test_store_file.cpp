@@ -1,4 +1,7 @@
-// FileStore: round trips, ranges and suffix ranges, absent keys, refused keys, get_many, listing.
+// FileStore: round trips, ranges and suffix ranges, absent keys, refused keys, get_many, get_each,
+// listing; the BufferPool get_each reads into.
+#include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -126,6 +129,70 @@ TEST_CASE("FileStore::get_many returns results in request order", "[io][store]")
   // One bad request fails the batch with its own key named.
   requests[17].range = ByteRange{100000, 1};
   CHECK_THROWS_WITH(store.get_many(requests), sfm::test::contains(requests[17].key));
+}
+
+TEST_CASE("FileStore::get_each hands every value to the sink once, from reused buffers", "[io][store]") {
+  FileStore store(sfm::test::scratch_dir("store_file_each"));
+  std::vector<StoreRequest> requests;
+  for (int i = 0; i < 120; ++i) {
+    const std::string key = "k/" + std::to_string(i);
+    if (i % 4 != 0) store.set(key, pattern(size_t(1000 + 37 * (i % 11)), unsigned(i)));  // every fourth key is absent
+    requests.push_back({key, i % 3 == 0 ? std::optional(ByteRange{-50, -1}) : std::nullopt});
+  }
+  const std::vector<std::optional<Bytes>> expected = store.get_many(requests);
+  sfm::io::ThreadPool pool(3);
+  for (int round = 0; round < 3; ++round) {  // later rounds read into buffers earlier ones used
+    std::vector<std::optional<Bytes>> got(requests.size());
+    std::vector<std::atomic<int>> calls(requests.size());
+    store.get_each(requests, pool, [&](size_t i, std::optional<std::span<const std::byte>> value) {
+      ++calls[i];
+      if (value) got[i] = Bytes(value->begin(), value->end());
+    });
+    CHECK(got == expected);
+    for (const auto& c : calls) CHECK(c == 1);
+  }
+  // A failing read or sink fails the batch, naming the key; the other values still arrive.
+  requests[17].range = ByteRange{100000, 1};
+  std::atomic<int> delivered{0};
+  CHECK_THROWS_WITH(store.get_each(requests, pool, [&](size_t, auto) { ++delivered; }),
+                    sfm::test::contains(requests[17].key));
+  CHECK(delivered == int(requests.size()) - 1);
+  requests[17].range.reset();
+  CHECK_THROWS_WITH(store.get_each(requests, pool, [&](size_t i, auto) { if (i == 5) sfm::fail("sink 5 failed"); }),
+                    sfm::test::contains("sink 5 failed"));
+}
+
+TEST_CASE("BufferPool hands out buffers of any size, reusing idle ones and keeping within its bounds", "[io][store]") {
+  sfm::io::BufferPool pool(3, 10000);
+  const std::byte* first = nullptr;
+  {
+    auto a = pool.get(4000);
+    REQUIRE(a.size() == 4000);
+    first = a.bytes().data();
+    std::fill(a.bytes().begin(), a.bytes().end(), std::byte{7});
+  }
+  CHECK(pool.idle_count() == 1);
+  CHECK(pool.idle_bytes() == 4500);  // an eighth more than asked
+  {
+    auto smaller = pool.get(100);  // the idle 4000-byte buffer serves it
+    CHECK(smaller.bytes().data() == first);
+    CHECK(smaller.size() == 100);
+    CHECK(pool.idle_count() == 0);
+    auto larger = pool.get(4600);  // nothing idle fits: a new one
+    CHECK(larger.bytes().data() != first);
+    sfm::io::BufferPool::Buffer moved = std::move(larger);
+    CHECK(moved.size() == 4600);
+    CHECK(larger.size() == 0);
+  }
+  CHECK(pool.idle_count() == 2);
+  CHECK(pool.idle_bytes() == 4500 + 5175);
+  { auto big = pool.get(20000); }  // over the byte bound: dropped, not kept
+  CHECK(pool.idle_bytes() == 4500 + 5175);
+  {
+    auto a = pool.get(1), b = pool.get(1), c = pool.get(1), d = pool.get(1);
+  }
+  CHECK(pool.idle_count() <= 3);
+  CHECK(pool.idle_bytes() <= 10000);
 }
 
 TEST_CASE("FileStore lists the keys under a prefix, sorted, without temporary files", "[io][store]") {

@@ -1,8 +1,9 @@
 // HttpStore against real servers on loopback. nginx: the same bytes as FileStore for whole
 // values, ranges and suffix ranges; 404 → nullopt; 64 requests in flight over reused
-// connections, from several threads at once. fault_server.py: 503 / 429 / dropped connections
+// connections, from several threads at once; get_each hands values on as they finish. fault_server.py: 503 / 429 / dropped connections
 // that clear → the read succeeds after retries; retries spent → an error naming the URL and
 // status; a server that never answers → an error after the timeout; the 403 policy.
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <thread>
@@ -113,6 +114,37 @@ TEST_CASE("HttpStore keeps 64 requests in flight over reused connections", "[io]
   const HttpStats second = http.stats();
   CHECK(second.peak_in_flight == 64);
   CHECK(second.connections - first.connections <= 4);
+}
+
+TEST_CASE("HttpStore::get_each hands each value on as its transfer finishes", "[io][store][http]") {
+  HttpStore http(nginx().url());
+  std::vector<StoreRequest> requests;
+  for (int i = 0; i < 256; ++i)
+    requests.push_back({"many/" + std::to_string(i), i % 2 ? std::optional(ByteRange{i, 500}) : std::nullopt});
+  requests.push_back({"absent/key"});
+  requests.push_back({"big.bin"});
+  const auto expected = local().get_many(requests);
+  for (const size_t threads : {size_t(0), size_t(1), size_t(3)}) {  // 0: everything on the caller's thread
+    INFO(threads << " pool threads");
+    ThreadPool pool(threads);
+    std::vector<std::optional<Bytes>> got(requests.size());
+    std::vector<std::atomic<int>> calls(requests.size());
+    http.get_each(requests, pool, [&](size_t i, std::optional<std::span<const std::byte>> value) {
+      ++calls[i];
+      if (value) got[i] = Bytes(value->begin(), value->end());
+    });
+    CHECK(got == expected);
+    for (const auto& c : calls) CHECK(c == 1);
+  }
+  // A failed request or sink fails the batch; every other value still arrives.
+  HttpStore faulty(fault_server().url(), quick(1));
+  ThreadPool pool(2);
+  const std::vector<StoreRequest> mixed{{"ok/0/a"}, {"status/400/b"}, {"ok/0/c"}};
+  std::atomic<int> delivered{0};
+  CHECK_THROWS_WITH(faulty.get_each(mixed, pool, [&](size_t, auto) { ++delivered; }), sfm::test::contains("HTTP 400"));
+  CHECK(delivered == 2);
+  CHECK_THROWS_WITH(http.get_each(requests, pool, [&](size_t i, auto) { if (i == 9) sfm::fail("sink 9 failed"); }),
+                    sfm::test::contains("sink 9 failed"));
 }
 
 TEST_CASE("HttpStore retries 503, 429 and dropped connections until they clear", "[io][store][http]") {

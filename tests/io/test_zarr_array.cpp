@@ -1,6 +1,7 @@
 // Tests of io/zarr/array.hpp, group.hpp, cache.hpp and io/thread_pool.hpp: box reads against
 // stores written by zarr-python 3 (the zarrita fixtures and a matrix written at test time), the
-// chunk cache and counters, groups and consolidated metadata, and the fault paths (corrupt chunk,
+// chunk cache and counters, reads with the cache off (partial blosc decoding), groups and
+// consolidated metadata, and the fault paths (corrupt chunk,
 // truncated shard index, checksum mismatch) naming the chunk key.
 #include <atomic>
 #include <random>
@@ -135,6 +136,81 @@ TEST_CASE("arrays written and read in a MemoryStore: dtypes, formats, edge chunk
     expect_error([&] { a.read_box(s0, one, buffer); }, {"buffer"});
     const std::vector<int64_t> empty{0, 0, 0};
     CHECK(a.read_box(s1, empty).empty());
+  }
+}
+
+TEST_CASE("reads with the cache off decode only the rows they need and match reads with it on", "[io][zarr]") {
+  // Chunks of 8 x 12 x 10 float32 (3840 bytes) in blosc blocks of 512 bytes: a box that crosses a
+  // chunk in dim 0 decodes only the blocks holding its rows; v2, v3 and sharded arrays, every
+  // shuffle, and a pipeline (gzip) that cannot decode part of a chunk and decodes all of it.
+  auto store = std::make_shared<MemoryStore>();
+  const std::vector<int64_t> shape{29, 31, 23};
+  std::vector<float> values(size_t(nd::count(shape)));
+  for (size_t i = 0; i < values.size(); ++i) values[i] = float(int64_t(i * 7919 % 10007) - 5000) * 0.25f;
+  const NpyF32 expected{shape, values};
+  const auto blosc = [](const char* shuffle) {
+    return json{{"name", "blosc"},
+                {"configuration", {{"cname", "zstd"}, {"clevel", 3}, {"shuffle", shuffle}, {"typesize", 4}, {"blocksize", 512}}}};
+  };
+  int n = 0;
+  const auto write = [&](const WriteOptions& o) {
+    const std::string path = "r" + std::to_string(n++);
+    write_array<float>(store, path, shape, values, o);
+    return path;
+  };
+  std::vector<std::string> paths;
+  for (const char* shuffle : {"noshuffle", "shuffle", "bitshuffle"}) {
+    WriteOptions o;
+    o.chunks = {8, 12, 10};
+    o.codecs = json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}, blosc(shuffle)});
+    paths.push_back(write(o));
+  }
+  {
+    WriteOptions o;
+    o.zarr_format = 2;
+    o.chunks = {8, 12, 10};
+    o.compressor_json = {{"id", "blosc"}, {"cname", "lz4"}, {"clevel", 5}, {"shuffle", 1}, {"blocksize", 512}};
+    paths.push_back(write(o));
+  }
+  {
+    WriteOptions o;
+    o.codecs = json::array({{{"name", "sharding_indexed"},
+                             {"configuration",
+                              {{"chunk_shape", {8, 12, 10}},
+                               {"codecs", json::array({{{"name", "bytes"}}, blosc("shuffle")})},
+                               {"index_codecs", json::array({{{"name", "bytes"}}, {{"name", "crc32c"}}})}}}}});
+    o.chunks = {16, 24, 20};
+    paths.push_back(write(o));
+  }
+  {
+    WriteOptions o;
+    o.chunks = {8, 12, 10};
+    o.compressor = "gzip";
+    paths.push_back(write(o));
+  }
+  std::mt19937 rng(11);
+  for (const std::string& path : paths) {
+    INFO(path);
+    const Array uncached = Array::open(store, path, ArrayOptions{0, nullptr});
+    const Array cached = Array::open(store, path);
+    check_array(uncached, expected, rng);
+    for (int k = 0; k < 20; ++k) {
+      std::vector<int64_t> start(3), box(3);
+      for (size_t d = 0; d < 3; ++d) {
+        start[d] = int64_t(rng() % uint64_t(shape[d]));
+        box[d] = 1 + int64_t(rng() % uint64_t(shape[d] - start[d]));
+      }
+      INFO("start " << start[0] << "," << start[1] << "," << start[2] << " box " << box[0] << "," << box[1] << "," << box[2]);
+      const std::vector<float> got = uncached.read_box(start, box);
+      CHECK(got == cached.read_box(start, box));
+      CHECK(first_difference(got, crop(values, shape, start, box)) == -1);
+    }
+    // One row of dim 0 across 2 x 3 chunks: blosc decodes one 512-byte block of each, gzip all of each.
+    uncached.reset_stats();
+    const std::vector<int64_t> start{3, 5, 5}, box{1, 20, 15};
+    CHECK(first_difference(uncached.read_box(start, box), crop(values, shape, start, box)) == -1);
+    CHECK(uncached.stats().chunks_decoded == 6);
+    CHECK(uncached.stats().bytes_decoded == (path == paths.back() ? 6 * 3840 : 6 * 480));
   }
 }
 

@@ -1,7 +1,8 @@
 // Tests of io/zarr/codecs.hpp and io/zarr/pipeline.hpp: each codec round-trips, decodes what the
 // C libraries' other framings produce (zstd without content size), and refuses corrupt, truncated or
 // oversized input with an error naming the place; the v3 pipeline (transpose, bytes endianness,
-// sharding with missing inner chunks, nested sharding, crc32c) round-trips.
+// sharding with missing inner chunks, nested sharding, crc32c) round-trips; blosc decodes a byte
+// range of a chunk alone.
 #include <numeric>
 #include <random>
 
@@ -91,6 +92,44 @@ TEST_CASE("compressors round-trip and refuse corrupt input", "[io][zarr]") {
     expect_error([&] { codec::lz4_decode(enc, limit - 1, "k"); }, {"more than the expected"});
     expect_error([&] { codec::lz4_decode(Bytes(2), limit, "k"); }, {"too short"});
   }
+}
+
+TEST_CASE("blosc decodes a byte range alone, equal to the slice of the whole chunk", "[io][zarr]") {
+  // 50 000 bytes in 4 KiB blocks: 13 blocks, the last a partial one.
+  const Bytes data = sample_bytes(50000, 3);
+  for (const char* cname : {"lz4", "zstd", "zlib", "blosclz"})
+    for (int shuffle : {0, 1, 2}) {
+      INFO(cname << " shuffle " << shuffle);
+      const Bytes enc = codec::blosc_encode(data, cname, 5, shuffle, 4, 4096);
+      for (const auto& [offset, size] : {std::pair<size_t, size_t>{0, 50000}, {0, 4}, {4096, 4096}, {4092, 8},
+                                        {12000, 20000}, {49996, 4}, {45056, 4944}, {0, 0}}) {
+        INFO("bytes [" << offset << ", " << offset + size << ")");
+        Bytes part(size);
+        REQUIRE(codec::blosc_decode_range_into(enc, data.size(), offset, part, "k"));
+        CHECK(part == Bytes(data.begin() + ptrdiff_t(offset), data.begin() + ptrdiff_t(offset + size)));
+      }
+      Bytes part(8);
+      CHECK_FALSE(codec::blosc_decode_range_into(enc, data.size(), 2, part, "k"));      // not whole elements
+      CHECK_FALSE(codec::blosc_decode_range_into(enc, data.size() + 4, 0, part, "k"));  // another decoded size
+      expect_error([&] { codec::blosc_decode_range_into(enc, data.size(), 49996, part, "k"); }, {"outside"});
+      expect_error([&] { codec::blosc_decode_range_into(std::span(enc).first(enc.size() / 2), data.size(), 0, part, "half"); },
+                   {"blosc", "half"});
+    }
+  // A pipeline decodes a range alone only when blosc is its one bytes→bytes codec on native bytes.
+  const FillValue fill;
+  const std::vector<int64_t> shape{10, 50, 25};
+  const Bytes chunk = sample_bytes(size_t(10 * 50 * 25 * 4), 5);
+  const json blosc = {{"name", "blosc"},
+                      {"configuration", {{"cname", "zstd"}, {"clevel", 3}, {"shuffle", "shuffle"}, {"typesize", 4}, {"blocksize", 2048}}}};
+  const auto f32 = DataType{Kind::Float, 4, false};
+  const auto p = Pipeline::from_v3(json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}, blosc}), f32, fill, "w");
+  Bytes rows(size_t(3 * 50 * 25 * 4));
+  REQUIRE(p->decode_range_into(p->encode(chunk, shape), shape, size_t(4 * 50 * 25 * 4), rows, "w"));
+  CHECK(rows == Bytes(chunk.begin() + 4 * 50 * 25 * 4, chunk.begin() + 7 * 50 * 25 * 4));
+  const auto big = Pipeline::from_v3(json::array({{{"name", "bytes"}, {"configuration", {{"endian", "big"}}}}, blosc}), f32, fill, "w");
+  CHECK_FALSE(big->decode_range_into(big->encode(chunk, shape), shape, 0, rows, "w"));
+  const auto crc = Pipeline::from_v3(json::array({{{"name", "bytes"}}, blosc, {{"name", "crc32c"}}}), f32, fill, "w");
+  CHECK_FALSE(crc->decode_range_into(crc->encode(chunk, shape), shape, 0, rows, "w"));
 }
 
 TEST_CASE("v3 pipelines round-trip: transpose, endianness, sharding, crc32c", "[io][zarr]") {

@@ -4,7 +4,8 @@
 // up to max_in_flight transfers run at once over HTTP/1.1 keep-alive connections that later
 // requests reuse; an attempt that fails for a passing reason (5xx, 429, 408, a timeout, a broken
 // or refused connection) is retried after an exponential backoff with jitter, up to max_attempts.
-// A caller blocks until all of its requests are done; a Signer (S3's SigV4) signs each attempt.
+// A caller blocks until all of its requests are done, and may be told of each one as it finishes
+// (to decode it while the others are still on the way); a Signer (S3's SigV4) signs each attempt.
 // store_http.hpp turns the responses into store results.
 #pragma once
 
@@ -14,6 +15,7 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <cstring>
 #include <cstdlib>
 #include <deque>
 #include <functional>
@@ -29,6 +31,7 @@
 #include <vector>
 
 #include "sfm/core/error.hpp"
+#include "sfm/io/buffer_pool.hpp"
 #include "sfm/io/store.hpp"
 
 namespace sfm::io {
@@ -75,9 +78,12 @@ struct HttpRequest {
 
 struct HttpResponse {
   long status = 0;                   // the last attempt's HTTP status; 0 when it got no response
-  Bytes body;
+  Bytes body;                        // the body, unless it came in `pooled`
+  BufferPool::Buffer pooled;         // a 2xx body of announced length, when the run asked for pooled bodies
   std::string error;                 // why the last attempt got no response (libcurl's words)
   int attempts = 0;
+
+  std::span<const std::byte> bytes() const { return pooled.size() ? pooled.bytes() : std::span<const std::byte>(body); }
 };
 
 struct HttpStats {
@@ -128,8 +134,21 @@ class HttpClient {
   // order. Safe to call from many threads at once; all share the connections and the in-flight cap.
   std::vector<HttpResponse> run(std::span<const HttpRequest> requests) {
     std::vector<HttpResponse> responses(requests.size());
-    if (requests.empty()) return responses;
-    Batch batch{requests.size()};
+    run(requests, responses, {});
+    return responses;
+  }
+
+  // Same, into `responses` (one per request). `on_done(i)`, when given, runs on the event-loop
+  // thread as soon as responses[i] is final, so that the caller can use it while the other
+  // transfers go on; it must be quick and must not throw. With `pooled_bodies`, 2xx bodies whose
+  // length the server announces arrive in HttpResponse::pooled, buffers reused across transfers
+  // (no zeroing, no fresh pages per body), for callers that consume each body and drop it.
+  void run(std::span<const HttpRequest> requests, std::span<HttpResponse> responses,
+           const std::function<void(size_t)>& on_done, bool pooled_bodies = false) {
+    SFM_CHECK(responses.size() == requests.size(), "HttpClient::run: ", responses.size(), " responses for ",
+              requests.size(), " requests");
+    if (requests.empty()) return;
+    Batch batch{requests.size(), responses.data(), on_done, pooled_bodies};
     {
       std::lock_guard lock(queue_mutex_);
       for (size_t i = 0; i < requests.size(); ++i)
@@ -138,7 +157,6 @@ class HttpClient {
     curl_multi_wakeup(multi_);
     std::unique_lock lock(batch.mutex);
     batch.done.wait(lock, [&] { return batch.remaining == 0; });
-    return responses;
   }
 
   const HttpOptions& options() const { return options_; }
@@ -152,8 +170,12 @@ class HttpClient {
   using Clock = std::chrono::steady_clock;
 
   struct Batch {
-    explicit Batch(size_t size) : remaining(size) {}
+    Batch(size_t size, HttpResponse* first, const std::function<void(size_t)>& on_done, bool pooled_bodies)
+        : remaining(size), first(first), on_done(on_done), pooled_bodies(pooled_bodies) {}
     size_t remaining;
+    HttpResponse* first;                          // responses[0]: a job's index is its offset from it
+    const std::function<void(size_t)>& on_done;
+    const bool pooled_bodies;
     std::mutex mutex;
     std::condition_variable done;
   };
@@ -172,7 +194,10 @@ class HttpClient {
     CURL* easy = nullptr;
     curl_slist* header_list = nullptr;
     size_t uploaded = 0;
+    bool sized = false;          // the body's storage is chosen (on its first bytes)
     Bytes body;
+    BufferPool::Buffer pooled;   // instead of `body`: see HttpClient::run
+    size_t received = 0;         // bytes in `pooled`
     char error[CURL_ERROR_SIZE] = {};
     ~Transfer() { curl_slist_free_all(header_list); }
   };
@@ -180,17 +205,30 @@ class HttpClient {
   static size_t on_data(char* data, size_t size, size_t count, void* user) {
     auto& transfer = *static_cast<Transfer*>(user);
     const auto* bytes = reinterpret_cast<const std::byte*>(data);
+    const size_t n = size * count;
     try {
-      if (transfer.body.empty()) {  // size the buffer once, from Content-Length
+      if (!transfer.sized) {  // size the storage once, from Content-Length
+        transfer.sized = true;
         curl_off_t length = -1;
+        long status = 0;
         curl_easy_getinfo(transfer.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
-        if (length > 0) transfer.body.reserve(size_t(length));
+        curl_easy_getinfo(transfer.easy, CURLINFO_RESPONSE_CODE, &status);
+        if (length > 0 && transfer.job.batch->pooled_bodies && status >= 200 && status < 300)
+          transfer.pooled = BufferPool::shared().get(size_t(length));
+        else if (length > 0)
+          transfer.body.reserve(size_t(length));
       }
-      transfer.body.insert(transfer.body.end(), bytes, bytes + size * count);
+      if (transfer.pooled.size() == 0) {
+        transfer.body.insert(transfer.body.end(), bytes, bytes + n);
+      } else {
+        if (n > transfer.pooled.size() - transfer.received) return 0;  // more than announced: a write error
+        std::memcpy(transfer.pooled.bytes().data() + transfer.received, bytes, n);
+        transfer.received += n;
+      }
     } catch (...) {
       return 0;  // libcurl fails the transfer with CURLE_WRITE_ERROR
     }
-    return size * count;
+    return n;
   }
 
   static size_t on_upload(char* buffer, size_t size, size_t count, void* user) {
@@ -220,6 +258,7 @@ class HttpClient {
   }
 
   static void complete(const Job& job) {
+    if (job.batch->on_done) job.batch->on_done(size_t(job.response - job.batch->first));
     std::lock_guard lock(job.batch->mutex);  // notify under the lock: the batch dies right after
     if (--job.batch->remaining == 0) job.batch->done.notify_all();
   }
@@ -343,7 +382,7 @@ class HttpClient {
     const bool retry = job.attempt < options_.max_attempts && retryable(code, status);
     {
       std::lock_guard lock(stats_mutex_);
-      stats_.bytes_received += transfer->body.size();
+      stats_.bytes_received += transfer->body.size() + transfer->received;
       stats_.connections += uint64_t(connections);
       stats_.retries += retry;
     }
@@ -357,7 +396,10 @@ class HttpClient {
     response.attempts = job.attempt;
     if (code == CURLE_OK) {
       response.status = status;
-      response.body = std::move(transfer->body);
+      const std::span<const std::byte> pooled = transfer->pooled.bytes();
+      if (pooled.empty()) response.body = std::move(transfer->body);
+      else if (transfer->received == pooled.size()) response.pooled = std::move(transfer->pooled);
+      else response.body.assign(pooled.begin(), pooled.begin() + ptrdiff_t(transfer->received));  // shorter than announced
     } else {
       response.error = transfer->error[0] ? transfer->error : curl_easy_strerror(code);
     }

@@ -2,16 +2,22 @@
 //
 // Keys are '/'-separated paths relative to the store root ("data/chunked_012/.zarray",
 // "amplitude/c/0/1/2"). A store must refuse keys that could escape its root. Reads of many keys
-// go through get_many so that network stores can keep many requests in flight.
+// go through get_many so that network stores can keep many requests in flight, or through get_each,
+// which hands each value to the caller as soon as it is read (the Zarr reader decodes one chunk
+// while the next ones are still on the way) from buffers the store may reuse.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
+
+#include "sfm/core/error.hpp"
+#include "sfm/io/thread_pool.hpp"
 
 namespace sfm::io {
 
@@ -29,6 +35,10 @@ struct StoreRequest {
   std::optional<ByteRange> range = std::nullopt;  // whole value when empty
 };
 
+// Receives value `index` of a get_each: its bytes, valid only during the call, or std::nullopt
+// when the key does not exist.
+using ValueSink = std::function<void(size_t index, std::optional<std::span<const std::byte>> value)>;
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -44,6 +54,19 @@ class Store {
     results.reserve(requests.size());
     for (const StoreRequest& request : requests) results.push_back(get(request));
     return results;
+  }
+
+  // Many reads at once, each value handed to `sink` as soon as it is read rather than all returned
+  // together. Sink calls may run at the same time on `pool`'s threads and the caller's, once per
+  // request; get_each returns when all have returned and rethrows the first exception a read or a
+  // sink raised. This default reads everything with get_many, then runs the sinks on `pool`.
+  virtual void get_each(std::span<const StoreRequest> requests, ThreadPool& pool, const ValueSink& sink) {
+    std::vector<std::optional<Bytes>> values = get_many(requests);
+    SFM_CHECK(values.size() == requests.size(), describe(), ": get_many returned ", values.size(), " results for ",
+              requests.size(), " requests");
+    pool.parallel_for(values.size(), [&](size_t i) {
+      sink(i, values[i] ? std::optional<std::span<const std::byte>>(*values[i]) : std::nullopt);
+    });
   }
 
   // Writes (local stores; network stores may throw "read-only store").

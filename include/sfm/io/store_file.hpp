@@ -5,7 +5,8 @@
 // a half-written value (no fsync: a crash may lose the newest values, never corrupt older ones).
 // Keys are checked (store_key.hpp) before they touch the file system, so none escapes the root;
 // symbolic links placed inside the root by its owner are followed. get_many reads on a few
-// threads, which keeps several requests in flight on NVMe and network file systems. It lists
+// threads, which keeps several requests in flight on NVMe and network file systems; get_each reads
+// on the caller's pool into reused buffers and hands each value on at once. It lists
 // keys (zarr::ListableStore) so that groups without consolidated metadata find their children.
 #pragma once
 
@@ -24,6 +25,7 @@
 #include <utility>
 
 #include "sfm/core/error.hpp"
+#include "sfm/io/buffer_pool.hpp"
 #include "sfm/io/store.hpp"
 #include "sfm/io/store_key.hpp"
 #include "sfm/io/zarr/listable.hpp"
@@ -38,31 +40,12 @@ class FileStore final : public Store, public zarr::ListableStore {
   explicit FileStore(std::filesystem::path root) : root_(std::filesystem::absolute(root)) {}
 
   std::optional<Bytes> get(const StoreRequest& request) override {
-    const std::filesystem::path path = path_of(request.key);
-    if (request.range) check_range(describe(), request.key, *request.range);
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      if (errno == ENOENT || errno == ENOTDIR) return std::nullopt;
-      fail_errno("cannot open", request.key);
-    }
-    FileDescriptor file{fd};
-    struct stat info {};
-    if (::fstat(fd, &info) != 0) fail_errno("cannot stat", request.key);
-    if (S_ISDIR(info.st_mode)) return std::nullopt;  // a directory holds keys; it is not a value
-    const auto [begin, end] =
-        request.range ? resolve_range(describe(), request.key, *request.range, info.st_size)
-                      : std::pair<int64_t, int64_t>{0, info.st_size};
-    Bytes value(static_cast<size_t>(end - begin));
-    size_t done = 0;
-    while (done < value.size()) {
-      const ssize_t got = ::pread(fd, value.data() + done, value.size() - done,
-                                  static_cast<off_t>(begin + static_cast<int64_t>(done)));
-      if (got < 0 && errno == EINTR) continue;
-      if (got < 0) fail_errno("cannot read", request.key);
-      SFM_CHECK(got > 0, describe(), ": key '", request.key, "': file shrank while being read (got ",
-                done, " of ", value.size(), " bytes at offset ", begin, ")");
-      done += static_cast<size_t>(got);
-    }
+    Bytes value;
+    if (!read(request, [&](size_t size) {
+          value.resize(size);
+          return value.data();
+        }))
+      return std::nullopt;
     return value;
   }
 
@@ -88,6 +71,19 @@ class FileStore final : public Store, public zarr::ListableStore {
     for (const std::exception_ptr& error : errors)
       if (error) std::rethrow_exception(error);
     return results;
+  }
+
+  // Reads on `pool` into pooled buffers (no zeroing, no fresh pages per value) and runs each sink
+  // right after its read, on the same thread, while the bytes are still in cache.
+  void get_each(std::span<const StoreRequest> requests, ThreadPool& pool, const ValueSink& sink) override {
+    pool.parallel_for(requests.size(), [&](size_t i) {
+      BufferPool::Buffer buffer;
+      const bool found = read(requests[i], [&](size_t size) {
+        buffer = BufferPool::shared().get(size);
+        return buffer.bytes().data();
+      });
+      sink(i, found ? std::optional<std::span<const std::byte>>(buffer.bytes()) : std::nullopt);
+    });
   }
 
   void set(const std::string& key, std::span<const std::byte> value) override {
@@ -161,6 +157,38 @@ class FileStore final : public Store, public zarr::ListableStore {
    private:
     int fd_;
   };
+
+  // Reads the value (or range) of `request` into the memory `allocate(size)` returns; false when
+  // the key does not exist.
+  template <class Allocate>
+  bool read(const StoreRequest& request, Allocate&& allocate) const {
+    const std::filesystem::path path = path_of(request.key);
+    if (request.range) check_range(describe(), request.key, *request.range);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT || errno == ENOTDIR) return false;
+      fail_errno("cannot open", request.key);
+    }
+    FileDescriptor file{fd};
+    struct stat info {};
+    if (::fstat(fd, &info) != 0) fail_errno("cannot stat", request.key);
+    if (S_ISDIR(info.st_mode)) return false;  // a directory holds keys; it is not a value
+    const auto [begin, end] =
+        request.range ? resolve_range(describe(), request.key, *request.range, info.st_size)
+                      : std::pair<int64_t, int64_t>{0, info.st_size};
+    const size_t size = static_cast<size_t>(end - begin);
+    std::byte* data = allocate(size);
+    size_t done = 0;
+    while (done < size) {
+      const ssize_t got = ::pread(fd, data + done, size - done, static_cast<off_t>(begin + static_cast<int64_t>(done)));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) fail_errno("cannot read", request.key);
+      SFM_CHECK(got > 0, describe(), ": key '", request.key, "': file shrank while being read (got ", done, " of ",
+                size, " bytes at offset ", begin, ")");
+      done += static_cast<size_t>(got);
+    }
+    return true;
+  }
 
   std::filesystem::path path_of(const std::string& key) const {
     check_key(describe(), key);

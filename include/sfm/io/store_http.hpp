@@ -3,7 +3,8 @@
 //
 // Key k is read from <base_url>/<k> (k percent-encoded, '/' kept); a byte range is sent as a
 // Range header ("bytes=a-b", "bytes=a-", suffix "bytes=-n"), and a server that ignores it and
-// answers 200 is cut down here. get_many runs its requests concurrently through one HttpClient.
+// answers 200 is cut down here. get_many runs its requests concurrently through one HttpClient;
+// get_each hands each value on as soon as its transfer finishes.
 // Absent keys: 404 → std::nullopt, except an S3 404 "NoSuchBucket", which is an error. 403 is an
 // error (a wrong key or secret must not look like a missing chunk) unless
 // HttpOptions::forbidden_as_absent is set, for servers that answer 403 for missing keys (S3
@@ -11,7 +12,10 @@
 // sfm::Error naming the store, key, URL, status and the server's own error code and message.
 #pragma once
 
+#include <condition_variable>
+#include <deque>
 #include <functional>
+#include <mutex>
 #include <sstream>
 #include <string_view>
 
@@ -67,15 +71,15 @@ inline std::string http_failure(const HttpRequest& http, const HttpResponse& res
   return out.str();
 }
 
-// The store result of a finished GET (see the rules above).
-inline std::optional<Bytes> http_store_value(const std::string& store, const StoreRequest& request,
-                                             const HttpRequest& http, HttpResponse& response,
-                                             bool forbidden_as_absent) {
-  if (response.status == 206 || (response.status == 200 && !request.range))
-    return std::move(response.body);
+// The store value of a finished GET (see the rules above), as a view into `response`.
+inline std::optional<std::span<const std::byte>> http_store_value(const std::string& store, const StoreRequest& request,
+                                                                  const HttpRequest& http, const HttpResponse& response,
+                                                                  bool forbidden_as_absent) {
+  const std::span<const std::byte> body = response.bytes();
+  if (response.status == 206 || (response.status == 200 && !request.range)) return body;
   if (response.status == 200) {  // the server ignored the Range header and sent the whole value
-    const auto [begin, end] = resolve_range(store, request.key, *request.range, int64_t(response.body.size()));
-    return Bytes(response.body.begin() + begin, response.body.begin() + end);
+    const auto [begin, end] = resolve_range(store, request.key, *request.range, int64_t(body.size()));
+    return body.subspan(size_t(begin), size_t(end - begin));
   }
   const bool no_bucket = http_error_text(response.body).starts_with("NoSuchBucket:");
   if ((response.status == 404 && !no_bucket) || (response.status == 403 && forbidden_as_absent))
@@ -83,10 +87,9 @@ inline std::optional<Bytes> http_store_value(const std::string& store, const Sto
   fail(store, ": cannot read key '", request.key, "': ", http_failure(http, response));
 }
 
-// Reads `requests` concurrently through `client`, `to_http` making each one's HTTP request.
-inline std::vector<std::optional<Bytes>> http_get_many(
-    HttpClient& client, const std::string& store, std::span<const StoreRequest> requests,
-    const std::function<HttpRequest(const StoreRequest&)>& to_http) {
+// The HTTP requests of store `requests`, their keys and ranges checked.
+inline std::vector<HttpRequest> http_requests(const std::string& store, std::span<const StoreRequest> requests,
+                                              const std::function<HttpRequest(const StoreRequest&)>& to_http) {
   std::vector<HttpRequest> http;
   http.reserve(requests.size());
   for (const StoreRequest& request : requests) {
@@ -94,13 +97,73 @@ inline std::vector<std::optional<Bytes>> http_get_many(
     if (request.range) check_range(store, request.key, *request.range);
     http.push_back(to_http(request));
   }
+  return http;
+}
+
+// Reads `requests` concurrently through `client`, `to_http` making each one's HTTP request.
+inline std::vector<std::optional<Bytes>> http_get_many(
+    HttpClient& client, const std::string& store, std::span<const StoreRequest> requests,
+    const std::function<HttpRequest(const StoreRequest&)>& to_http) {
+  const std::vector<HttpRequest> http = http_requests(store, requests, to_http);
   std::vector<HttpResponse> responses = client.run(http);
   std::vector<std::optional<Bytes>> values;
   values.reserve(requests.size());
-  for (size_t i = 0; i < requests.size(); ++i)
-    values.push_back(http_store_value(store, requests[i], http[i], responses[i],
-                                      client.options().forbidden_as_absent));
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const auto value = http_store_value(store, requests[i], http[i], responses[i], client.options().forbidden_as_absent);
+    Bytes& body = responses[i].body;  // get_many asks for no pooled bodies: the value lies in `body`
+    if (!value) values.push_back(std::nullopt);
+    else if (value->size() == body.size()) values.push_back(std::move(body));
+    else values.push_back(Bytes(value->begin(), value->end()));
+  }
   return values;
+}
+
+// Store::get_each over `client`: one task on `pool` drives the transfers (it only waits) while the
+// others each take the next response to finish and run its sink, so decoding overlaps the transfers
+// still in flight instead of waiting for the slowest one.
+inline void http_get_each(HttpClient& client, const std::string& store, std::span<const StoreRequest> requests,
+                          const std::function<HttpRequest(const StoreRequest&)>& to_http, ThreadPool& pool,
+                          const ValueSink& sink) {
+  const std::vector<HttpRequest> http = http_requests(store, requests, to_http);
+  std::vector<HttpResponse> responses(requests.size());
+  std::mutex mutex;
+  std::condition_variable ready;
+  std::deque<size_t> finished;
+  bool aborted = false;  // the transfers could not run: nothing more will finish
+  pool.parallel_for(requests.size() + 1, [&](size_t task) {
+    if (task == 0) {
+      try {
+        client.run(
+            http, responses,
+            [&](size_t i) {
+              {
+                std::lock_guard lock(mutex);
+                finished.push_back(i);
+              }
+              ready.notify_one();
+            },
+            true);
+      } catch (...) {
+        {
+          std::lock_guard lock(mutex);
+          aborted = true;
+        }
+        ready.notify_all();
+        throw;
+      }
+      return;
+    }
+    size_t i;
+    {
+      std::unique_lock lock(mutex);
+      ready.wait(lock, [&] { return aborted || !finished.empty(); });
+      if (finished.empty()) return;
+      i = finished.front();
+      finished.pop_front();
+    }
+    sink(i, http_store_value(store, requests[i], http[i], responses[i], client.options().forbidden_as_absent));
+    responses[i] = HttpResponse{};  // its pooled body goes back for the transfers still running
+  });
 }
 
 class HttpStore final : public Store {
@@ -117,12 +180,12 @@ class HttpStore final : public Store {
   }
 
   std::vector<std::optional<Bytes>> get_many(std::span<const StoreRequest> requests) override {
-    return http_get_many(client_, describe(), requests, [&](const StoreRequest& request) {
-      HttpRequest http;
-      http.url = url_of(request.key);
-      if (request.range) http.headers.emplace_back("Range", http_range(*request.range));
-      return http;
-    });
+    return http_get_many(client_, describe(), requests, [&](const StoreRequest& request) { return get_request(request); });
+  }
+
+  void get_each(std::span<const StoreRequest> requests, ThreadPool& pool, const ValueSink& sink) override {
+    http_get_each(client_, describe(), requests, [&](const StoreRequest& request) { return get_request(request); }, pool,
+                  sink);
   }
 
   void set(const std::string& key, std::span<const std::byte>) override {
@@ -136,6 +199,13 @@ class HttpStore final : public Store {
   HttpStats stats() const { return client_.stats(); }
 
  private:
+  HttpRequest get_request(const StoreRequest& request) const {
+    HttpRequest http;
+    http.url = url_of(request.key);
+    if (request.range) http.headers.emplace_back("Range", http_range(*request.range));
+    return http;
+  }
+
   std::string base_url_;
   HttpClient client_;
 };

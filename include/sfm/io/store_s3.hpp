@@ -82,11 +82,12 @@ class S3Store final : public Store {
   }
 
   std::vector<std::optional<Bytes>> get_many(std::span<const StoreRequest> requests) override {
-    return http_get_many(client_, describe(), requests, [&](const StoreRequest& request) {
-      HttpRequest http = s3_request("GET", request.key, sigv4::kEmptyPayloadHash);
-      if (request.range) http.headers.emplace_back("Range", http_range(*request.range));
-      return http;
-    });
+    return http_get_many(client_, describe(), requests, [&](const StoreRequest& request) { return get_request(request); });
+  }
+
+  void get_each(std::span<const StoreRequest> requests, ThreadPool& pool, const ValueSink& sink) override {
+    http_get_each(client_, describe(), requests, [&](const StoreRequest& request) { return get_request(request); }, pool,
+                  sink);
   }
 
   void set(const std::string& key, std::span<const std::byte> value) override {
@@ -109,6 +110,12 @@ class S3Store final : public Store {
   HttpStats stats() const { return client_.stats(); }
 
  private:
+  HttpRequest get_request(const StoreRequest& request) const {
+    HttpRequest http = s3_request("GET", request.key, sigv4::kEmptyPayloadHash);
+    if (request.range) http.headers.emplace_back("Range", http_range(*request.range));
+    return http;
+  }
+
   HttpRequest s3_request(const char* method, const std::string& key, std::string_view payload_hash) const {
     HttpRequest http;
     http.method = method;

@@ -1,17 +1,21 @@
 // sfm::io::zarr::Array: one Zarr v2 or v3 array in a Store, read as dense float32 boxes.
 //
 // read_box(start, shape) works out the chunks (or, for sharded arrays, the inner chunks) the box
-// touches, takes what it can from a byte-bounded LRU cache of decoded chunks, fetches the rest with
-// one Store::get_many (sharded: one get_many for the shard indexes, one for the inner chunks' byte
-// ranges), then, in parallel on a thread pool, decodes each chunk and copies its overlap into the
-// output in C order in the same task. float32 chunks decompress straight into their chunk buffer;
-// with the cache off that buffer is a per-thread scratch buffer, reused from chunk to chunk.
+// touches, takes what it can from a byte-bounded LRU cache of decoded chunks and fetches the rest
+// with one Store::get_each (sharded: a get_many for the shard indexes, then a get_each for the
+// inner chunks' byte ranges). Each value is decoded and its overlap copied into the output in C
+// order as soon as it arrives, on a thread pool, so decoding overlaps the reads still in flight.
+// With the cache on, whole chunks are decoded into buffers the cache keeps. With it off, a chunk
+// the box crosses in dim 0 decodes only the rows it needs when the codecs allow (a lone blosc
+// codec decompresses only the blosc blocks holding them), into a pooled, uninitialised buffer:
+// random 128³ crops decode a half (128³ chunks) to two thirds (64³) of what whole chunks would.
 // Missing chunks read as the fill value. Copies of an Array share its cache and counters.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,6 +26,7 @@
 #include <vector>
 
 #include "sfm/core/error.hpp"
+#include "sfm/io/buffer_pool.hpp"
 #include "sfm/io/store.hpp"
 #include "sfm/io/thread_pool.hpp"
 #include "sfm/io/zarr/cache.hpp"
@@ -42,8 +47,9 @@ struct ReadStats {
   uint64_t bytes_fetched = 0;  // bytes those requests returned
   uint64_t cache_hits = 0;     // chunks served from the cache
   uint64_t cache_misses = 0;   // chunks fetched (or found missing) in the store
-  uint64_t chunks_decoded = 0;
-  double decode_seconds = 0;   // summed over decode threads
+  uint64_t chunks_decoded = 0;  // whole chunks, or the parts of chunks a read needed
+  uint64_t bytes_decoded = 0;   // the bytes those decodes produced
+  double decode_seconds = 0;    // summed over decode threads
 };
 
 inline std::string describe_key(const Store& store, const std::string& key) {
@@ -111,12 +117,12 @@ class Array {
 
   ReadStats stats() const {
     const State& s = *state_;
-    return {s.requests.load(), s.bytes.load(), s.hits.load(), s.misses.load(), s.decoded.load(),
-            double(s.decode_ns.load()) * 1e-9};
+    return {s.requests.load(), s.bytes.load(),         s.hits.load(), s.misses.load(),
+            s.decoded.load(),  s.decoded_bytes.load(), double(s.decode_ns.load()) * 1e-9};
   }
   void reset_stats() const {
     State& s = *state_;
-    s.requests = s.bytes = s.hits = s.misses = s.decoded = s.decode_ns = 0;
+    s.requests = s.bytes = s.hits = s.misses = s.decoded = s.decoded_bytes = s.decode_ns = 0;
   }
   ChunkCache& cache() const { return state_->cache; }
 
@@ -132,7 +138,7 @@ class Array {
     ChunkCache cache;
     std::mutex index_mutex;
     std::map<std::string, std::shared_ptr<const std::vector<uint64_t>>> shard_indexes;  // null = shard missing
-    std::atomic<uint64_t> requests{0}, bytes{0}, hits{0}, misses{0}, decoded{0}, decode_ns{0};
+    std::atomic<uint64_t> requests{0}, bytes{0}, hits{0}, misses{0}, decoded{0}, decoded_bytes{0}, decode_ns{0};
   };
 
   // One decode unit of a read: a chunk, or an inner chunk of a shard.
@@ -141,10 +147,15 @@ class Array {
     std::string store_key;         // the chunk, or the shard holding it
     int64_t inner = -1;            // linear inner-chunk index inside the shard
     std::string cache_key;
-    bool cached = false;           // `data` came from the cache
     ChunkPtr data;                 // decoded chunk (from the cache, or kept for it); null: none
-    std::optional<Bytes> encoded;  // fetched bytes to decode; none: fill (or cached)
+    bool placed = false;           // its part of the box is written (by the sink that decoded it)
   };
+
+  // Where a unit's overlap with the box lies: in the unit, in the box, and its extent.
+  struct Overlap {
+    std::vector<int64_t> src, dst, extent;
+  };
+  using Place = std::function<void(Unit&, std::optional<ByteView>)>;
 
   static json parse_json(const Bytes& bytes, const Store& store, const std::string& key) {
     try {
@@ -188,8 +199,39 @@ class Array {
       const Bytes raw = pipeline.decode(encoded, shape, where);
       convert_to_float(dtype, raw.data(), chunk.data(), chunk.size());
     }
+    count_decode(t0, chunk.size() * sizeof(float));
+  }
+
+  // Decodes the dim-0 rows of a stored float32 chunk of `shape` from `row` on that fill `slab`, when
+  // the pipeline can decode part of a chunk alone (blosc: only the blocks holding those rows).
+  bool decode_rows(ByteView encoded, std::span<const int64_t> shape, int64_t row, const Pipeline& pipeline,
+                   const std::string& where, std::span<std::byte> slab) const {
+    const DataType& dtype = pipeline.dtype();
+    if (shape.empty() || dtype.kind != Kind::Float || dtype.size != 4) return false;
+    const auto t0 = std::chrono::steady_clock::now();
+    const size_t row_bytes = size_t(nd::count(shape.subspan(1))) * sizeof(float);
+    if (!pipeline.decode_range_into(encoded, shape, size_t(row) * row_bytes, slab, where)) return false;
+    count_decode(t0, slab.size());
+    return true;
+  }
+
+  void count_decode(std::chrono::steady_clock::time_point t0, size_t bytes) const {
     state_->decode_ns += uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
     ++state_->decoded;
+    state_->decoded_bytes += bytes;
+  }
+
+  Overlap overlap(const Unit& u, std::span<const int64_t> start, std::span<const int64_t> shape) const {
+    const std::vector<int64_t>& unit_shape = state_->meta.chunk_shape();
+    Overlap o{std::vector<int64_t>(rank()), std::vector<int64_t>(rank()), std::vector<int64_t>(rank())};
+    for (size_t d = 0; d < rank(); ++d) {
+      const int64_t lo = std::max(start[d], u.index[d] * unit_shape[d]);
+      const int64_t hi = std::min(start[d] + shape[d], (u.index[d] + 1) * unit_shape[d]);
+      o.src[d] = lo - u.index[d] * unit_shape[d];
+      o.dst[d] = lo - start[d];
+      o.extent[d] = hi - lo;
+    }
+    return o;
   }
 
   // The store key of `u` for errors: the chunk, or the inner chunk of its shard.
@@ -198,8 +240,8 @@ class Array {
     return u.inner < 0 ? where : where + " inner chunk " + std::to_string(u.inner);
   }
 
-  void fetch_plain(std::vector<Unit*>& todo) const;
-  void fetch_sharded(std::vector<Unit*>& todo) const;
+  void fetch_plain(std::vector<Unit*>& todo, const Place& place) const;
+  void fetch_sharded(std::vector<Unit*>& todo, const Place& place) const;
 
   std::shared_ptr<State> state_;
 };
@@ -247,73 +289,81 @@ inline void Array::read_box(std::span<const int64_t> start, std::span<const int6
   for (Unit& u : units) {
     if (auto hit = state_->cache.get(u.cache_key)) {
       u.data = *hit;
-      u.cached = true;
       ++state_->hits;
     } else {
       todo.push_back(&u);
     }
   }
   state_->misses += todo.size();
-  if (!todo.empty()) {
-    if (state_->sharded) fetch_sharded(todo);
-    else fetch_plain(todo);
-  }
-  // Each unit: decode what was fetched, then copy its overlap with the box into the output.
+  // A fetched unit is decoded and copied into the box by the sink that receives its bytes, while
+  // other units are still being read. With the cache on, whole chunks are decoded (into new
+  // buffers the cache keeps); with it off, only the dim-0 rows the box needs, when the codecs allow
+  // (blosc decompresses only the blocks holding them), into a pooled buffer.
   const float fill = float(m.fill.as_double());
   const bool caching = state_->cache.capacity_bytes() > 0;
   const Pipeline& pipeline = state_->sharded ? *state_->pipeline->sharding()->codecs : *state_->pipeline;
   const size_t unit_count = size_t(nd::count(unit_shape));
-  pool().parallel_for(units.size(), [&](size_t k) {
-    Unit& u = units[k];
-    const float* chunk = u.data ? u.data->data() : nullptr;
-    if (u.encoded) {
-      thread_local std::vector<float> scratch;
-      std::span<float> buffer;
-      if (caching) {
-        auto owned = std::make_shared<std::vector<float>>(unit_count);
-        buffer = *owned;
-        u.data = std::move(owned);
-      } else {
-        scratch.resize(unit_count);
-        buffer = scratch;
+  const auto copy = [&](const Overlap& o, const std::byte* chunk, std::span<const int64_t> chunk_shape) {
+    nd::copy_box(reinterpret_cast<std::byte*>(out.data()), shape, o.dst, chunk, chunk_shape, o.src, o.extent, sizeof(float));
+  };
+  const Place place = [&](Unit& u, std::optional<ByteView> encoded) {
+    Overlap o = overlap(u, start, shape);
+    u.placed = true;
+    if (!encoded) {
+      nd::fill_box(out.data(), shape, o.dst, o.extent, fill);
+      return;
+    }
+    const std::string where = where_unit(u);
+    if (caching) {
+      auto owned = std::make_shared<std::vector<float>>(unit_count);
+      decode_unit(*encoded, unit_shape, pipeline, where, *owned);
+      copy(o, reinterpret_cast<const std::byte*>(owned->data()), unit_shape);
+      u.data = std::move(owned);
+      return;
+    }
+    if (rank > 0 && o.extent[0] < unit_shape[0]) {
+      std::vector<int64_t> slab_shape = unit_shape;
+      slab_shape[0] = o.extent[0];
+      BufferPool::Buffer slab = BufferPool::shared().get(size_t(nd::count(slab_shape)) * sizeof(float));
+      if (decode_rows(*encoded, unit_shape, o.src[0], pipeline, where, slab.bytes())) {
+        o.src[0] = 0;
+        copy(o, slab.bytes().data(), slab_shape);
+        return;
       }
-      decode_unit(*u.encoded, unit_shape, pipeline, where_unit(u), buffer);
-      u.encoded.reset();
-      chunk = buffer.data();
     }
-    std::vector<int64_t> src_start(rank), dst_start(rank), ext(rank);
-    for (size_t d = 0; d < rank; ++d) {
-      const int64_t lo = std::max(start[d], u.index[d] * unit_shape[d]);
-      const int64_t hi = std::min(start[d] + shape[d], (u.index[d] + 1) * unit_shape[d]);
-      src_start[d] = lo - u.index[d] * unit_shape[d];
-      dst_start[d] = lo - start[d];
-      ext[d] = hi - lo;
-    }
-    if (chunk) {
-      nd::copy_box(reinterpret_cast<std::byte*>(out.data()), shape, dst_start, reinterpret_cast<const std::byte*>(chunk),
-                   unit_shape, src_start, ext, sizeof(float));
-    } else {
-      nd::fill_box(out.data(), shape, dst_start, ext, fill);
-    }
+    BufferPool::Buffer chunk = BufferPool::shared().get(unit_count * sizeof(float));
+    decode_unit(*encoded, unit_shape, pipeline, where, {reinterpret_cast<float*>(chunk.bytes().data()), unit_count});
+    copy(o, chunk.bytes().data(), unit_shape);
+  };
+  if (!todo.empty()) {
+    if (state_->sharded) fetch_sharded(todo, place);
+    else fetch_plain(todo, place);
+  }
+  // The rest: cached chunks, and chunks a shard index says are missing (the fill value).
+  std::vector<Unit*> rest;
+  for (Unit& u : units)
+    if (!u.placed) rest.push_back(&u);
+  pool().parallel_for(rest.size(), [&](size_t k) {
+    const Unit& u = *rest[k];
+    const Overlap o = overlap(u, start, shape);
+    if (u.data) copy(o, reinterpret_cast<const std::byte*>(u.data->data()), unit_shape);
+    else nd::fill_box(out.data(), shape, o.dst, o.extent, fill);
   });
   if (caching)
     for (Unit* u : todo) state_->cache.put(u->cache_key, u->data);
 }
 
-inline void Array::fetch_plain(std::vector<Unit*>& todo) const {
+inline void Array::fetch_plain(std::vector<Unit*>& todo, const Place& place) const {
   std::vector<StoreRequest> requests;
   for (Unit* u : todo) requests.push_back({u->store_key, std::nullopt});
-  auto results = state_->store->get_many(requests);
-  SFM_CHECK(results.size() == requests.size(), state_->store->describe(), ": get_many returned ", results.size(),
-            " results for ", requests.size(), " requests");
   state_->requests += requests.size();
-  for (size_t k = 0; k < todo.size(); ++k) {
-    if (results[k]) state_->bytes += results[k]->size();
-    todo[k]->encoded = std::move(results[k]);
-  }
+  state_->store->get_each(requests, pool(), [&](size_t k, std::optional<ByteView> value) {
+    if (value) state_->bytes += value->size();
+    place(*todo[k], value);
+  });
 }
 
-inline void Array::fetch_sharded(std::vector<Unit*>& todo) const {
+inline void Array::fetch_sharded(std::vector<Unit*>& todo, const Place& place) const {
   const ArrayMetadata& m = state_->meta;
   const stage::Sharding& sharding = *state_->pipeline->sharding();
   const std::vector<int64_t>& shard_shape = m.grid_chunks;
@@ -367,19 +417,16 @@ inline void Array::fetch_sharded(std::vector<Unit*>& todo) const {
     requests.push_back({u->store_key, ByteRange{int64_t(off), int64_t(len)}});
   }
   if (requests.empty()) return;
-  auto results = state_->store->get_many(requests);
-  SFM_CHECK(results.size() == requests.size(), state_->store->describe(), ": get_many returned ", results.size(),
-            " results for ", requests.size(), " requests");
   state_->requests += requests.size();
-  for (size_t k = 0; k < fetch.size(); ++k) {
+  state_->store->get_each(requests, pool(), [&](size_t k, std::optional<ByteView> value) {
     const std::string where = where_unit(*fetch[k]);
-    SFM_CHECK(results[k].has_value(), where, ": the shard disappeared between index and chunk reads");
-    state_->bytes += results[k]->size();
-    SFM_CHECK(results[k]->size() == size_t(requests[k].range->length), where, ": bytes [", requests[k].range->offset,
-              ", ", requests[k].range->offset + requests[k].range->length, ") lie beyond the end of the shard (got ",
-              results[k]->size(), " bytes): truncated shard");
-    fetch[k]->encoded = std::move(results[k]);
-  }
+    SFM_CHECK(value.has_value(), where, ": the shard disappeared between index and chunk reads");
+    state_->bytes += value->size();
+    SFM_CHECK(value->size() == size_t(requests[k].range->length), where, ": bytes [", requests[k].range->offset, ", ",
+              requests[k].range->offset + requests[k].range->length, ") lie beyond the end of the shard (got ",
+              value->size(), " bytes): truncated shard");
+    place(*fetch[k], value);
+  });
 }
 
 }  // namespace sfm::io::zarr

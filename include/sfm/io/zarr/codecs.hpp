@@ -5,8 +5,10 @@
 // its errors: corrupt or truncated input raises sfm::Error naming the codec, the place and what was
 // wrong, and never reads outside the input. blosc, zstd and lz4 also decode straight into a
 // caller's buffer (*_decode_into) when their header says the output has exactly its size; they
-// return false otherwise, and the caller takes the general path, which reports any mismatch. The C libraries are Debian's (libblosc, libzstd, zlib,
-// liblz4); a codec whose library was not found at build time fails with "unsupported: ...".
+// return false otherwise, and the caller takes the general path, which reports any mismatch.
+// blosc can decode a byte range of a chunk alone (blosc_decode_range_into), decompressing only the
+// blocks that hold it. The C libraries are Debian's (libblosc, libzstd, zlib, liblz4); a codec
+// whose library was not found at build time fails with "unsupported: ...".
 #pragma once
 
 #include <algorithm>
@@ -152,6 +154,30 @@ inline bool blosc_decode_into(ByteView in, std::span<std::byte> out, const std::
   return true;
 #else
   (void)in, (void)out, (void)where;
+  return false;
+#endif
+}
+
+// Bytes [offset, offset + out.size()) of a blosc chunk of `nbytes` decoded bytes into `out`,
+// decompressing only the blosc blocks that hold them. False when the header states another decoded
+// size or a typesize that does not divide the range (the caller then decodes the whole chunk).
+inline bool blosc_decode_range_into(ByteView in, size_t nbytes, size_t offset, std::span<std::byte> out,
+                                    const std::string& where) {
+#ifdef SFM_ZARR_HAVE_BLOSC
+  SFM_CHECK(offset <= nbytes && out.size() <= nbytes - offset, "blosc: ", where, ": bytes [", offset, ", ",
+            offset + out.size(), ") lie outside the ", nbytes, "-byte chunk");
+  if (blosc_decoded_size(in, where) != nbytes) return false;
+  size_t typesize = 0;
+  int flags = 0;
+  blosc_cbuffer_metainfo(in.data(), &typesize, &flags);
+  if (typesize == 0 || offset % typesize != 0 || out.size() % typesize != 0) return false;
+  if (out.empty()) return true;
+  // blosc_getitem trusts the header's compressed size; blosc_decoded_size checked it against the input.
+  const int n = blosc_getitem(in.data(), int(offset / typesize), int(out.size() / typesize), out.data());
+  SFM_CHECK(n > 0 && size_t(n) == out.size(), "blosc: ", where, ": decompression failed (corrupt data, result ", n, ")");
+  return true;
+#else
+  (void)in, (void)nbytes, (void)offset, (void)out, (void)where;
   return false;
 #endif
 }

@@ -196,10 +196,7 @@ class Pipeline {
                    const std::string& where) const {
     const size_t nbytes = size_t(nd::count(shape)) * size_t(dtype_.size);
     SFM_CHECK(out.size() == nbytes, where, ": decode_into: a buffer of ", out.size(), " bytes for a ", nbytes, "-byte chunk");
-    const auto* bytes = std::get_if<stage::BytesCodec>(&a2b_);
-    const bool direct = transposes_.empty() && bytes != nullptr &&
-                        (bytes->big_endian == (std::endian::native == std::endian::big) || dtype_.size == 1) &&
-                        !b2b_.empty();
+    const bool direct = native_bytes() && !b2b_.empty();
     if (direct) {
       Bytes data;
       ByteView view = encoded;
@@ -216,6 +213,19 @@ class Pipeline {
     }
     const Bytes decoded = decode(encoded, shape, where);
     std::memcpy(out.data(), decoded.data(), nbytes);
+  }
+
+  // Bytes [offset, offset + out.size()) of the decoded chunk of `shape` into `out`, decoding only
+  // what the codecs allow: a lone blosc codec on native-order bytes decompresses just the blosc
+  // blocks that hold the range. False when this pipeline (or this chunk's blosc header) cannot decode
+  // part of a chunk alone; the caller then decodes all of it.
+  bool decode_range_into(ByteView encoded, std::span<const int64_t> shape, size_t offset, std::span<std::byte> out,
+                         const std::string& where) const {
+    const size_t nbytes = size_t(nd::count(shape)) * size_t(dtype_.size);
+    SFM_CHECK(offset <= nbytes && out.size() <= nbytes - offset, where, ": decode_range_into: bytes [", offset, ", ",
+              offset + out.size(), ") of a ", nbytes, "-byte chunk");
+    if (!native_bytes() || b2b_.size() != 1 || b2b_[0].kind != stage::Compress::Blosc) return false;
+    return codec::blosc_decode_range_into(encoded, nbytes, offset, out, where);
   }
 
   // Native-endian C-order elements of a chunk of `shape` → stored bytes.
@@ -266,6 +276,13 @@ class Pipeline {
   }
 
  private:
+  // Whether the bytes→bytes codecs alone make the chunk: no transpose, a bytes codec in native order.
+  bool native_bytes() const {
+    const auto* bytes = std::get_if<stage::BytesCodec>(&a2b_);
+    return transposes_.empty() && bytes != nullptr &&
+           (bytes->big_endian == (std::endian::native == std::endian::big) || dtype_.size == 1);
+  }
+
   static std::vector<int64_t> permute(const std::vector<int64_t>& shape, const std::vector<int>& order) {
     std::vector<int64_t> out(shape.size());
     for (size_t i = 0; i < order.size(); ++i) out[i] = shape[size_t(order[i])];

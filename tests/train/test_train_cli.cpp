@@ -20,16 +20,19 @@ namespace {
 
 struct Outcome {
   int status = -1;
-  std::string err;
+  std::string out, err;
 };
 
-// Runs `command` (stdout discarded, stderr captured) through the shell.
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Runs `command` through the shell, capturing stdout and stderr.
 Outcome run(const std::string& command) {
-  const std::string err_path = (train_tmp("cli") / "stderr.txt").string();
-  const int raw = std::system((command + " >/dev/null 2>" + err_path).c_str());
-  std::ifstream in(err_path);
-  Outcome o{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, std::string(std::istreambuf_iterator<char>(in), {})};
-  return o;
+  const auto out_path = train_tmp("cli") / "stdout.txt", err_path = train_tmp("cli") / "stderr.txt";
+  const int raw = std::system((command + " >" + out_path.string() + " 2>" + err_path.string()).c_str());
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, read_text(out_path), read_text(err_path)};
 }
 
 std::string write_config(const std::string& name, const std::string& text) {
@@ -115,5 +118,15 @@ TEST_CASE("SIGTERM writes a checkpoint and exits cleanly; eval --data and bench 
   const Outcome missing = run(cli + " eval --checkpoint " + run_dir + " --data " + volume + "-missing");
   CHECK(missing.status == 2);
   CHECK(missing.err.find("cannot open the volume") != std::string::npos);
-  CHECK(run(cli + " bench train --config tiny --steps 2 --batch 2").status == 0);
+  const Outcome bench = run(cli + " bench train --config tiny --steps 2 --batch 2");
+  REQUIRE(bench.status == 0);
+  const nlohmann::json timing = nlohmann::json::parse(bench.out);
+  CHECK(timing.at("backend") == "cpu");
+  CHECK(timing.at("samples_per_s").get<double>() > 0);
+  CHECK(timing.at("step_ms").get<double>() > 0);
+  // The CUDA backend: JSON on a GPU machine; without a GPU (or a CUDA build) one error line, status 2.
+  const Outcome gpu = run(cli + " bench train --backend cuda --config tiny --steps 1 --batch 2");
+  INFO("sfm bench train --backend cuda: status " << gpu.status << ", stderr " << gpu.err);
+  if (gpu.status == 0) CHECK(nlohmann::json::parse(gpu.out).at("backend") == "cuda");
+  else CHECK((gpu.status == 2 && gpu.err.find("CUDA") != std::string::npos));
 }

@@ -19,4 +19,7 @@ struct Cpu {
   static constexpr const char* name = "cpu";
 };
 
+// Waits for the backend's queued work: the Cpu backend runs everything synchronously.
+inline void synchronize(Cpu) {}
+
 }  // namespace sfm

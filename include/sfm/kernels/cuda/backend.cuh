@@ -233,4 +233,7 @@ struct Cuda {
   static constexpr const char* name = "cuda";
 };
 
+// Waits for the work queued on the compute stream (timing, host reads of results).
+inline void synchronize(Cuda) { SFM_CUDA_CHECK(cudaStreamSynchronize(cuda_context().stream)); }
+
 }  // namespace sfm

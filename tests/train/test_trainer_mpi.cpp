@@ -1,6 +1,6 @@
 // The trainer under mpiexec -n 2 (MpiComm): ZeRO-0 and ZeRO-2 log the same loss curve, dp = 1 and
 // dp = 2 on the same global batch agree, a dp = 2 run resumes a dp = 1 checkpoint, and cp = 2
-// (ring attention) trains like one rank.
+// (ring attention, ZeRO-2 and ZeRO-3) trains like one rank.
 #include "sfm/comm/mpi.hpp"
 #include "sfm_test.hpp"
 #include "sfm/comm/serial.hpp"
@@ -62,12 +62,15 @@ TEST_CASE("dp = 1 and dp = 2 on the same global batch match; dp = 2 resumes a dp
   for (size_t i = 0; i < 3; ++i) CHECK(resumed[i] == Approx(one[3 + i]).epsilon(1e-5));
 }
 
-TEST_CASE("cp = 2 under MPI (ring attention, ZeRO-2 over both ranks) trains like one rank") {
+TEST_CASE("cp = 2 under MPI (ring attention, ZeRO-2 and ZeRO-3 over both ranks) trains like one rank") {
   MpiComm world = MpiComm::world();
   const nlohmann::json random_mask{{"parallel", {{"mask", "random"}}}};
   const auto one = run_rank0(world, small_run(train_tmp("mpi-cp1").string(), random_mask));
-  const auto two = run_world(world, small_run(train_tmp("mpi-cp2").string(),
-                                             {{"parallel", {{"cp", 2}, {"mask", "random"}}}}));
-  REQUIRE(one.size() == two.size());
-  for (size_t i = 0; i < one.size(); ++i) CHECK(one[i] == Approx(two[i]).epsilon(1e-5));
+  for (const int zero : {2, 3}) {
+    const auto two = run_world(world, small_run(train_tmp("mpi-cp2-z" + std::to_string(zero)).string(),
+                                               {{"parallel", {{"cp", 2}, {"mask", "random"}, {"zero", zero}}}}));
+    INFO("ZeRO-" << zero);
+    REQUIRE(one.size() == two.size());
+    for (size_t i = 0; i < one.size(); ++i) CHECK(one[i] == Approx(two[i]).epsilon(1e-5));
+  }
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The GPU checks in one run (for a machine with an NVIDIA GPU): builds the CUDA kernel, model and
-# NCCL tests, runs the `gpu` test label, then benchmarks on the same card: sfm's attention kernels
-# against PyTorch's fused attention, and sfm's training step against the PyTorch reference model.
+# NCCL tests and the CLI, runs the `gpu` test label, then benchmarks on the same card: sfm's
+# attention kernels against PyTorch's fused attention, sfm's training step (bench_train_step_cuda
+# and `sfm bench train --backend cuda`) against the PyTorch reference model (eager and
+# torch.compile), and the memory accounting with and without activation recomputation.
 # Logs go to $OUT (default gpu-results/).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -9,10 +11,10 @@ out=${OUT:-gpu-results}
 mkdir -p "$out"
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1
 cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DSFM_WITH_CUDA=ON "-DSFM_TEST_AREAS=kernels;comm;model" \
-  -DSFM_BUILD_EXAMPLES=OFF -DSFM_BUILD_BENCHMARKS=ON > "$out/configure.txt" 2>&1 || { tail -40 "$out/configure.txt"; exit 1; }
+  -DSFM_BUILD_EXAMPLES=ON -DSFM_BUILD_BENCHMARKS=ON > "$out/configure.txt" 2>&1 || { tail -40 "$out/configure.txt"; exit 1; }
 grep -E "^--   " "$out/configure.txt"
 cmake --build build-gpu -j"$(nproc)" --target test_cuda_kernels test_nccl_comm test_vit_mae_cuda \
-  bench_train_step_cuda > "$out/build.txt" 2>&1 ||
+  bench_train_step_cuda bench_cp_memory sfm_cli > "$out/build.txt" 2>&1 ||
   { grep -E "error" -A3 "$out/build.txt" | head -60; exit 1; }
 (cd build-gpu && ctest -L gpu --output-on-failure -V) > "$out/gpu_tests.txt" 2>&1
 echo "ctest -L gpu exit status: $?"
@@ -31,3 +33,11 @@ for dtype in fp32 bf16; do
     --dtype $dtype > "$out/train_step_torch_$dtype.txt" 2>&1
   tail -1 "$out/train_step_torch_$dtype.txt"
 done
+timeout 120 ./build-gpu/bin/sfm bench train --backend cuda --config base --batch 64 --precision tf32 \
+  > "$out/train_step_sfm_cli.txt" 2>&1
+cat "$out/train_step_sfm_cli.txt"
+timeout 300 python3 tests/reference/mae_reference.py bench --model base --batch 64 --steps 5 --device cuda \
+  --dtype bf16 --compile > "$out/train_step_torch_bf16_compile.txt" 2>&1
+tail -1 "$out/train_step_torch_bf16_compile.txt"
+timeout 60 ./build-gpu/bin/bench_cp_memory > "$out/memory.txt" 2>&1
+tail -5 "$out/memory.txt"

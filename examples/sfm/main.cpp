@@ -18,7 +18,7 @@ commands:
        [--noise N.npy] [--config C.json] [--seed S]
                                                  MAE loss of a model on volumes or on K random crops
                                                  of a Zarr/MDIO volume; prints one JSON line
-  bench train --config NAME [--backend cpu] [--steps K] [--batch B]
+  bench train --config NAME [--backend cpu|cuda] [--precision fp32|tf32] [--steps K] [--batch B]
                                                  time training steps on synthetic crops; prints JSON
   zarr info URL [--array NAME]                   a Zarr array, group or MDIO dataset as one JSON object
   zarr read URL [--array NAME] --start z,y,x --shape a,b,c --out BOX.npy

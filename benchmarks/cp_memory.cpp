@@ -1,20 +1,30 @@
-// Activation memory per rank of VitMae under context parallelism, and the largest volume that fits
-// a memory budget per rank, for cp = 1, 2, 4; prints one JSON object.
+// Memory per rank of training VitMae, for cp = 1, 2, 4, with and without activation recomputation
+// (every block), and the largest cubic-ish volume that fits each memory budget; prints one JSON
+// object. Computed from the model's own accounting, nothing allocated or measured.
 //
-//   bench_cp_memory [--model small] [--batch 1] [--budget-gib 16]
+//   bench_cp_memory [--model long] [--batch 1] [--budget-gib 80 --budget-gib 141 ...]
 //
-// Per rank (bytes, fp32, the CPU backend's layout; mask from AdaptiveMask{cp}):
-//   activation_bytes     VitMae's activation arena (model/activations.hpp), sized from the carve
-//                        without allocating: the sharded encoder and decoder rows plus the stem,
-//                        which spans the whole token grid on every rank
+// Per rank, bytes, fp32 (the CPU backend's layout and the CUDA backend's, whose activations are fp32
+// too); mask from AdaptiveMask{cp}:
+//   activation_bytes     VitMae's activation arena (model/activations.hpp), sized from its carve:
+//                        the sharded encoder and decoder rows plus the stem, which spans the whole
+//                        token grid on every rank; with recomputation one block's internals per stack
 //   attention_workspace  RingAttention's buffers for the larger of the encoder and decoder calls
 //                        (none for cp = 1: the model's SingleRank runs the backend's kernels)
-//   state_bytes          parameters, gradients and AdamW moments, unsharded (ZeRO divides them by
-//                        the mesh size); reported, not counted against the budget
-// The largest fit grows the crop along z (whole patches, y and x as configured) while
-// activation_bytes + attention_workspace stays within the budget. The CPU kernels' per-thread score
-// tiles (128 query rows × the keys of a block) come on top.
+//   input_bytes          the input volumes [batch, Z, Y, X], which every rank of a group holds, and
+//                        the model's positional embedding tables [N + 1, dim + decoder_dim]
+//   state_bytes          parameters, gradients and both AdamW moments, 4 floats per parameter,
+//                        divided over the cp ranks as ZeRO-3 over the group does (cp = 1: the
+//                        resident model and AdamW); ZeRO-3's gather slots, four block-sized
+//                        buffers, come on top
+//   total_bytes          the sum, what the budget is checked against
+// The largest fit grows the token grid as a cube, one axis at a time (the axes differ by at most one
+// patch; z, then y, takes the extra one), while total_bytes stays within the budget. Not counted: the
+// backends' kernel scratch (CPU: per-thread score tiles; CUDA: the attention backward's
+// batch·heads·L floats, the 32 MiB cuBLASLt workspace) and the CUDA context (about 0.5 GiB), so pass
+// a GPU's usable memory, a little below its nominal size.
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -30,50 +40,72 @@
 
 namespace {
 
+constexpr int64_t kFloat = sizeof(float);
+
 struct RankMemory {
-  int64_t tokens = 0, len_keep = 0, activations = 0, workspace = 0;
-  int64_t total() const { return activations + workspace; }
+  int64_t tokens = 0, len_keep = 0, activations = 0, workspace = 0, inputs = 0, state = 0;
+  int64_t total() const { return activations + workspace + inputs + state; }
 };
 
-// Memory of one rank of a cp group running `config`; `group` answers for the attention workspace.
-RankMemory rank_memory(const sfm::ModelConfig& config, int64_t batch, int cp, const sfm::ContextParallel& group) {
+// Memory of one rank of a cp group training `config` (`parameters` of them); `group` answers for the
+// attention workspace.
+RankMemory rank_memory(const sfm::ModelConfig& config, int64_t parameters, int64_t batch, bool recompute,
+                       const sfm::ContextParallel& group) {
+  const int cp = group.size();
   RankMemory m;
   m.tokens = config.tokens();
   m.len_keep = sfm::AdaptiveMask{cp}.len_keep(config);
-  m.activations = int64_t(sizeof(float)) *
-                  sfm::Activations<std::vector>::floats(config, sfm::SequenceShard::activation_shape(config, batch, m.len_keep, cp));
+  const sfm::Recompute r = recompute ? sfm::Recompute::all(config) : sfm::Recompute{};
+  m.activations = kFloat * sfm::Activations<std::vector>::floats(
+                               config, sfm::SequenceShard::activation_shape(config, batch, m.len_keep, cp, r));
   auto workspace = [&](int64_t length, int64_t dim, int64_t heads) {
     return int64_t(group.attention_workspace_bytes({batch, heads, length, length, dim / heads}));
   };
   m.workspace = std::max(workspace(m.len_keep + 1, config.dim, config.heads),
                          workspace(m.tokens + 1, config.decoder_dim, config.decoder_heads));
+  m.inputs = kFloat * (batch * config.grid().voxels() + (m.tokens + 1) * (config.dim + config.decoder_dim));
+  m.state = 4 * kFloat * parameters / cp;
   return m;
 }
 
-sfm::ModelConfig with_depth_patches(sfm::ModelConfig config, int64_t gz) {
-  config.crop[0] = gz * config.patch[0];
+nlohmann::json to_json(const sfm::ModelConfig& config, const RankMemory& m) {
+  return {{"crop", config.crop},
+          {"tokens", m.tokens},
+          {"len_keep", m.len_keep},
+          {"activation_bytes", m.activations},
+          {"attention_workspace", m.workspace},
+          {"input_bytes", m.inputs},
+          {"state_bytes", m.state},
+          {"total_bytes", m.total()}};
+}
+
+// Step s ≥ 3 of a cube growing one axis at a time: the grid (n + [s%3 > 0], n + [s%3 > 1], n), n = s/3.
+sfm::ModelConfig cubic(sfm::ModelConfig config, int64_t s) {
+  const int64_t n = s / 3, r = s % 3;
+  const std::array<int64_t, 3> grid{n + (r > 0), n + (r > 1), n};
+  for (int i = 0; i < 3; ++i) config.crop[i] = grid[i] * config.patch[i];
   return config;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model = "small";
+  std::string model = "long";
   int64_t batch = 1;
-  double budget_gib = 16;
+  std::vector<double> budgets_gib;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--model") model = value;
     else if (flag == "--batch") batch = std::stoll(value);
-    else if (flag == "--budget-gib") budget_gib = std::stod(value);
+    else if (flag == "--budget-gib") budgets_gib.push_back(std::stod(value));
     else {
-      std::fprintf(stderr, "usage: bench_cp_memory [--model small] [--batch 1] [--budget-gib 16]\n");
+      std::fprintf(stderr, "usage: bench_cp_memory [--model long] [--batch 1] [--budget-gib 80 ...]\n");
       return 2;
     }
   }
+  if (budgets_gib.empty()) budgets_gib = {80, 141};  // H100, H200
   const sfm::ModelConfig config = sfm::named_model_config(model);
-  const int64_t budget = int64_t(budget_gib * double(int64_t(1) << 30));
-  const int64_t state_bytes = 4 * int64_t(sizeof(float)) * sfm::VitMae<sfm::Cpu>(config, false).table().size();
+  const int64_t parameters = sfm::VitMae<sfm::Cpu>(config, false).table().size();
 
   nlohmann::json runs = nlohmann::json::array();
   for (int cp : {1, 2, 4}) {
@@ -82,33 +114,35 @@ int main(int argc, char** argv) {
       const sfm::ContextParallelGroup<sfm::RingAttention<sfm::ThreadComm>, sfm::ThreadComm> ring(comm);
       const sfm::SingleRank<sfm::Cpu> single;  // what the model runs with when cp = 1
       const sfm::ContextParallel& group = cp == 1 ? static_cast<const sfm::ContextParallel&>(single) : ring;
-      const RankMemory here = rank_memory(config, batch, cp, group);
-      // The largest whole-patch depth that fits: memory grows with the depth.
-      auto fits = [&](int64_t gz) { return rank_memory(with_depth_patches(config, gz), batch, cp, group).total() <= budget; };
-      int64_t lo = 0, hi = 1;
-      while (fits(hi)) lo = hi, hi *= 2;
-      while (hi - lo > 1) {
-        const int64_t mid = (lo + hi) / 2;
-        (fits(mid) ? lo : hi) = mid;
+      for (const bool recompute : {false, true}) {
+        auto memory = [&](const sfm::ModelConfig& c) { return rank_memory(c, parameters, batch, recompute, group); };
+        nlohmann::json run = to_json(config, memory(config));
+        run["cp"] = cp;
+        run["recompute"] = recompute ? "all" : "none";
+        run["largest_fit"] = nlohmann::json::array();
+        for (const double gib : budgets_gib) {
+          // The largest cube step that fits (memory grows with it), from the 2×2×2 grid on.
+          const int64_t budget = int64_t(gib * double(int64_t(1) << 30));
+          auto fits = [&](int64_t s) { return memory(cubic(config, s)).total() <= budget; };
+          int64_t lo = 5, hi = 6;
+          while (fits(hi)) lo = hi, hi *= 2;
+          while (hi - lo > 1) {
+            const int64_t mid = (lo + hi) / 2;
+            (fits(mid) ? lo : hi) = mid;
+          }
+          nlohmann::json fit = nullptr;
+          if (lo > 5) {
+            const sfm::ModelConfig big = cubic(config, lo);
+            fit = to_json(big, memory(big));
+          }
+          run["largest_fit"].push_back({{"budget_gib", gib}, {"fit", fit}});
+        }
+        runs.push_back(run);
       }
-      nlohmann::json largest = nullptr;
-      if (lo > 0) {
-        const sfm::ModelConfig big = with_depth_patches(config, lo);
-        const RankMemory m = rank_memory(big, batch, cp, group);
-        largest = {{"crop", big.crop}, {"tokens", m.tokens}, {"len_keep", m.len_keep}, {"activation_bytes", m.activations},
-                   {"attention_workspace", m.workspace}};
-      }
-      runs.push_back({{"cp", cp},
-                      {"tokens", here.tokens},
-                      {"len_keep", here.len_keep},
-                      {"activation_bytes", here.activations},
-                      {"attention_workspace", here.workspace},
-                      {"per_rank_bytes", here.total()},
-                      {"largest_fit", largest}});
     });
   }
-  const nlohmann::json out = {{"benchmark", "cp_memory"}, {"model", model},       {"crop", config.crop},
-                              {"batch", batch},           {"budget_gib", budget_gib}, {"grow_axis", "z"},
-                              {"state_bytes", state_bytes}, {"runs", runs}};
+  const nlohmann::json out = {{"benchmark", "cp_memory"}, {"model", model},           {"batch", batch},
+                              {"parameters", parameters}, {"budgets_gib", budgets_gib}, {"growth", "cubic"},
+                              {"runs", runs}};
   std::printf("%s\n", out.dump(2).c_str());
 }

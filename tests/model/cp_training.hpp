@@ -60,9 +60,11 @@ struct Pass {
 };
 
 // One forward/backward of `batch` samples (step 0) on one rank.
-inline Pass single_rank_pass(const ModelConfig& c, const std::vector<float>& params, int64_t batch, int64_t len_keep) {
+inline Pass single_rank_pass(const ModelConfig& c, const std::vector<float>& params, int64_t batch, int64_t len_keep,
+                             Recompute recompute = {}) {
   VitMae<Cpu> model(c);
   model.params_from_host(params);
+  model.set_recompute(recompute);
   const auto volumes = cp_volumes(c, 0, 0, batch);
   Pass pass;
   pass.loss = model.forward(volumes.data(), cp_mask(c, 0, 0, batch, len_keep));
@@ -75,10 +77,12 @@ inline Pass single_rank_pass(const ModelConfig& c, const std::vector<float>& par
 // The same on the cp group `comm` with attention policy Attention: every rank gets the loss and the
 // gradients summed over the group.
 template <template <class> class Attention, class Comm>
-Pass cp_pass(Comm& comm, const ModelConfig& c, const std::vector<float>& params, int64_t batch, int64_t len_keep) {
+Pass cp_pass(Comm& comm, const ModelConfig& c, const std::vector<float>& params, int64_t batch, int64_t len_keep,
+             Recompute recompute = {}) {
   ContextParallelGroup<Attention<Comm>, Comm> group(comm);
   VitMae<Cpu> model(c);
   model.params_from_host(params);
+  model.set_recompute(recompute);
   model.use_context_parallel(group);
   const auto volumes = cp_volumes(c, 0, 0, batch);
   Pass pass;

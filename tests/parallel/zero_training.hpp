@@ -33,6 +33,7 @@ struct ZeroRun {
   double lr = 1e-3;
   double clip = 0.05;     // small enough that clipping is active
   uint64_t seed = 9;
+  Recompute recompute{};  // the model's activation recomputation
 };
 
 // Volumes of global samples [first, first + count) of step `step`: one synthetic volume per step,
@@ -77,6 +78,7 @@ std::vector<float> train_zero(Comm& comm, const ZeroRun& run, std::vector<double
   VitMae<Cpu> model(zero_test_config(), /*resident=*/false);
   ZeroOptimizer<ZeroStage<Stage>, Comm> zero(model.table(), comm);
   model.use_param_store(zero);
+  model.set_recompute(run.recompute);
   zero.init_params(run.seed);
   for (int step = 0; step < run.steps; ++step) {
     double loss = zero_rank_passes(model, run, step, comm.rank(), comm.size());

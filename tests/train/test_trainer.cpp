@@ -111,6 +111,13 @@ TEST_CASE("context parallelism: cp = 2 (ring, all_gather) and dp = 2 × cp = 2 t
   CHECK(train_len_keep(small_run(train_tmp("cp-adaptive").string())) == 16);
 }
 
+TEST_CASE("train.recompute reaches the model and leaves the losses bit for bit") {
+  const TrainConfig plain = small_run(train_tmp("recompute-none").string(), {{"train", {{"steps", 3}}}});
+  TrainConfig all = small_run(train_tmp("recompute-all").string(), {{"train", {{"steps", 3}, {"recompute", "all"}}}});
+  CHECK(all.recompute == Recompute{2, 1});  // tiny: 2 encoder and 1 decoder block
+  CHECK(run_serial(all).losses == run_serial(plain).losses);
+}
+
 TEST_CASE("a SIGKILL while a checkpoint is written leaves the previous one loadable") {
   const auto dir = train_tmp("kill");
   const TrainConfig c = small_run(dir.string(), {{"train", {{"steps", 2}}}, {"output", {{"checkpoint_every", 1}}}});
@@ -145,6 +152,16 @@ TEST_CASE("config errors name the key") {
   apply_train_override(j, "data.url=x.mdio");
   apply_train_override(j, "train.micro_batch=3");
   CHECK_THROWS_WITH(parse_train_config(j), test::contains("not a multiple of parallel.dp × train.micro_batch"));
+  j = default_train_json();
+  apply_train_override(j, "data.url=x.mdio");
+  apply_train_override(j, "train.recompute=some");
+  CHECK_THROWS_WITH(parse_train_config(j), test::contains("config: train.recompute: expected \"none\", \"all\" or"));
+  apply_train_override(j, "train.recompute.encdoer=1");
+  CHECK_THROWS_WITH(parse_train_config(j), test::contains("config: train.recompute: unknown key 'encdoer'"));
+  apply_train_override(j, "train.recompute={\"encoder\": 3}");
+  CHECK_THROWS_WITH(parse_train_config(j), test::contains("config: train.recompute: 3 encoder blocks, the model has 2"));
+  apply_train_override(j, "train.recompute.decoder=1");  // replaces the whole setting, like any object value
+  CHECK(parse_train_config(j).recompute == Recompute{0, 1});
   const TrainConfig cuda = small_run(train_tmp("cuda").string(), {{"backend", "cuda"}});
   SerialComm world;
   CHECK_THROWS_WITH(train(cuda, world), test::contains("not available in this build"));

@@ -1,5 +1,6 @@
 // ModelConfig: the shape of a ViT-MAE (crop, patch, encoder and decoder widths/depths/heads, mask
-// ratio, loss), the named configs of DESIGN.md, and its JSON form.
+// ratio, loss), the named configs of DESIGN.md, and its JSON form; and Recompute, the run-time
+// choice of blocks that recompute their activations (not part of the shape: checkpoints ignore it).
 //
 // JSON accepts either a name — {"model": "tiny"} — or the full object
 // {"model": {"crop": [z,y,x], "patch": [pz,py,px], "dim", "depth", "heads", "decoder_dim",
@@ -92,6 +93,45 @@ T get(const nlohmann::json& j, const char* key) {
   }
 }
 }  // namespace config_detail
+
+// Activation recomputation (gradient checkpointing): the first `encoder` blocks of the encoder and
+// the first `decoder` blocks of the decoder keep only their input (the residual stream, which the
+// next block needs anyway); their internals go to one scratch set per stack and are recomputed from
+// that input in the backward (model/activations.hpp, model/vit_mae.hpp). A count per stack rather
+// than a list or a stride: blocks of a stack all cost the same, so only how many matters, and the
+// two stacks differ (the decoder's rows are every token, the encoder's the visible ones). k
+// recomputed blocks of a stack save k − 1 blocks' internals (the scratch holds one) for k − 1 extra
+// block forwards (the last of them to run still has its internals in the scratch at its backward).
+struct Recompute {
+  int64_t encoder = 0, decoder = 0;
+
+  static Recompute all(const ModelConfig& c) { return {c.depth, c.decoder_depth}; }
+  void validate(const ModelConfig& c) const {
+    SFM_CHECK(encoder >= 0 && encoder <= c.depth, "recompute: ", encoder, " encoder blocks, the model has ", c.depth);
+    SFM_CHECK(decoder >= 0 && decoder <= c.decoder_depth, "recompute: ", decoder, " decoder blocks, the model has ",
+              c.decoder_depth);
+  }
+  bool operator==(const Recompute&) const = default;
+};
+
+// "none", "all", or {"encoder": blocks, "decoder": blocks} (a missing count is 0), checked against `c`.
+inline Recompute recompute_from_json(const nlohmann::json& j, const ModelConfig& c) {
+  Recompute r;
+  if (j == "all") {
+    r = Recompute::all(c);
+  } else if (j.is_object()) {
+    for (const auto& [key, value] : j.items()) {
+      SFM_CHECK(key == "encoder" || key == "decoder", "recompute: unknown key '", key, "' (known: encoder, decoder)");
+      SFM_CHECK(value.is_number_integer(), "recompute: ", key, ": expected a number of blocks, got ", value.dump());
+      (key == "encoder" ? r.encoder : r.decoder) = value.get<int64_t>();
+    }
+  } else {
+    SFM_CHECK(j == "none", "recompute: expected \"none\", \"all\" or {\"encoder\": blocks, \"decoder\": blocks}, got ",
+              j.dump());
+  }
+  r.validate(c);
+  return r;
+}
 
 // Parses the value of "model": a name or a full object.
 inline ModelConfig model_config_from_json(const nlohmann::json& j) {

@@ -82,16 +82,17 @@ struct SequenceShard {
   // [batch, N, P] patch rows (one sample, or every token); otherwise from a compact copy.
   bool targets_in_place() const { return batch == 1 || token_count == tokens; }
 
-  ActivationShape activation_shape() const {
-    return {batch, encoder.rows(), decoder.rows(), cp, targets_in_place() ? 0 : decoder.rows()};
+  ActivationShape activation_shape(Recompute recompute = {}) const {
+    return {batch, encoder.rows(), decoder.rows(), cp, targets_in_place() ? 0 : decoder.rows(), recompute};
   }
 
   // The activation shape of a rank without building a plan (memory estimates): every rank of a
   // group stores the same rows, so it depends only on the sizes.
-  static ActivationShape activation_shape(const ModelConfig& config, int64_t batch, int64_t len_keep, int cp) {
+  static ActivationShape activation_shape(const ModelConfig& config, int64_t batch, int64_t len_keep, int cp,
+                                          Recompute recompute = {}) {
     const SequenceBlocks enc(len_keep + 1, cp), dec(config.tokens() + 1, cp);
     const bool in_place = batch == 1 || cp == 1;
-    return {batch, enc.rows(), dec.rows(), cp, in_place ? 0 : dec.rows()};
+    return {batch, enc.rows(), dec.rows(), cp, in_place ? 0 : dec.rows(), recompute};
   }
 };
 

@@ -20,6 +20,17 @@
 // Padding rows (sequences that do not split evenly) start at zero and stay finite, and their loss
 // gradient is zero, so they add exactly nothing to any parameter gradient. With the default
 // SingleRank context the shard is the whole sequence and the computation is the single-rank one.
+//
+// Activation recomputation (set_recompute, Recompute in model/config.hpp): the forward of a
+// recomputed block keeps only its input, the residual stream; its internals go to a scratch set the
+// stack's recomputed blocks share (model/activations.hpp). Its backward first re-runs the block's
+// forward from that input into the scratch — up to gelu: the block's output, the next block's
+// input, is neither needed nor overwritten — then runs the usual backward, with the parameters of
+// one acquisition (ZeRO-3 gathers each block once per backward either way). The re-run executes the
+// same kernels on the same inputs, so loss and gradients are those without recomputation (bitwise on
+// the CPU; cuBLASLt may pick other algorithms for operands at other arena alignments).
+// Under cp its attention is the group's collective again, which every rank re-runs alike (all ranks
+// of a group must use the same setting).
 #pragma once
 
 #include <cmath>
@@ -104,6 +115,14 @@ class VitMae {
   void use_context_parallel(ContextParallel& group) { context_ = &group; }
   ContextParallel& context_parallel() { return context_ ? *context_ : single_rank_; }
 
+  // Which blocks recompute their activations in the backward (none by default), from the next
+  // forward() on.
+  void set_recompute(Recompute recompute) {
+    recompute.validate(config_);
+    recompute_ = recompute;
+  }
+  const Recompute& recompute() const { return recompute_; }
+
   // The resident parameters and gradients, in backend memory (only for a model built with
   // resident = true), and host copies of them.
   std::span<float> params() { return resident().params(); }
@@ -138,7 +157,7 @@ class VitMae {
     ContextParallel& cp = context_parallel();
     shard_ = SequenceShard(mask, cp.size(), cp.rank());
     const SequenceShard& sh = shard_;
-    acts_.reserve(config_, sh.activation_shape());
+    acts_.reserve(config_, sh.activation_shape(recompute_));
     const Backend be{};
     Activations<Array>& a = acts_;
     const int64_t B = mask.batch, N = config_.tokens(), P = config_.patch_size();
@@ -387,26 +406,36 @@ class VitMae {
     return {part(0), part(1), part(2), HeadsView<float>{out, R * dim, d, dim}, AttentionShape{B, heads, L, L, d}};
   }
 
+  static float attention_scale(const StackLayout& s) { return float(std::pow(double(s.dim / s.heads), -0.5)); }
+
+  // A block's internals from its input a.x_in, everything its backward reads: ln1, qkv, attention
+  // output and lse, x_mid = x_in + proj(attention), ln2, fc1, gelu. The block's output,
+  // x_mid + fc2(gelu), is the forward's to write (a recomputation does not need it).
+  void block_internals(const StackLayout& s, const BlockOffsets& w, const BlockActivations& a, const GroupSpan& p,
+                       int64_t B, const SequenceBlocks& seq) {
+    const Backend be{};
+    const int64_t rows = B * seq.rows(), D = s.dim;
+    layernorm_forward(be, a.ln1, a.ln1_mean, a.ln1_rstd, a.x_in, p.at(w.norm1_w), p.at(w.norm1_b), rows, D, kNormEps);
+    linear_forward(be, a.qkv, a.ln1, p.at(w.qkv_w), p.at(w.qkv_b), rows, D, 3 * D);
+    const AttentionViews v = attention_views(a.qkv, a.attn, B, seq, D, s.heads);
+    context_parallel().forward(v.out, a.lse, v.q, v.k, v.v, v.shape, attention_scale(s));
+    linear_forward(be, a.x_mid, a.attn, p.at(w.proj_w), p.at(w.proj_b), rows, D, D);
+    add_inplace(be, a.x_mid, a.x_in, rows * D);
+    layernorm_forward(be, a.ln2, a.ln2_mean, a.ln2_rstd, a.x_mid, p.at(w.norm2_w), p.at(w.norm2_b), rows, D, kNormEps);
+    linear_forward(be, a.fc1, a.ln2, p.at(w.fc1_w), p.at(w.fc1_b), rows, D, s.hidden);
+    gelu_forward(be, a.gelu, a.fc1, rows * s.hidden);
+  }
+
   // x_out = block(x_in) for every block; the output of block i is the input of block i + 1.
   void stack_forward(const StackLayout& s, StackActivations& acts, int64_t B, const SequenceBlocks& seq) {
     const Backend be{};
-    ContextParallel& cp = context_parallel();
     const int64_t rows = B * seq.rows(), D = s.dim;
-    const float scale = float(std::pow(double(D / s.heads), -0.5));
     for (size_t i = 0; i < s.blocks.size(); ++i) {
       const BlockOffsets& w = s.blocks[i];
-      BlockActivations& a = acts.blocks[i];
+      const BlockActivations& a = acts.blocks[i];
       const GroupSpan p = store_->acquire_params(s.groups[i]);
+      block_internals(s, w, a, p, B, seq);
       float* x_out = i + 1 < s.blocks.size() ? acts.blocks[i + 1].x_in : acts.out;
-      layernorm_forward(be, a.ln1, a.ln1_mean, a.ln1_rstd, a.x_in, p.at(w.norm1_w), p.at(w.norm1_b), rows, D, kNormEps);
-      linear_forward(be, a.qkv, a.ln1, p.at(w.qkv_w), p.at(w.qkv_b), rows, D, 3 * D);
-      const AttentionViews v = attention_views(a.qkv, a.attn, B, seq, D, s.heads);
-      cp.forward(v.out, a.lse, v.q, v.k, v.v, v.shape, scale);
-      linear_forward(be, a.x_mid, a.attn, p.at(w.proj_w), p.at(w.proj_b), rows, D, D);
-      add_inplace(be, a.x_mid, a.x_in, rows * D);
-      layernorm_forward(be, a.ln2, a.ln2_mean, a.ln2_rstd, a.x_mid, p.at(w.norm2_w), p.at(w.norm2_b), rows, D, kNormEps);
-      linear_forward(be, a.fc1, a.ln2, p.at(w.fc1_w), p.at(w.fc1_b), rows, D, s.hidden);
-      gelu_forward(be, a.gelu, a.fc1, rows * s.hidden);
       linear_forward(be, x_out, a.gelu, p.at(w.fc2_w), p.at(w.fc2_b), rows, s.hidden, D);
       add_inplace(be, x_out, a.x_mid, rows * D);
       store_->release_params(s.groups[i]);
@@ -419,11 +448,13 @@ class VitMae {
     ContextParallel& cp = context_parallel();
     Activations<Array>& ar = acts_;
     const int64_t rows = B * seq.rows(), D = s.dim;
-    const float scale = float(std::pow(double(D / s.heads), -0.5));
     for (size_t i = s.blocks.size(); i-- > 0;) {
       const BlockOffsets& w = s.blocks[i];
-      BlockActivations& a = acts.blocks[i];
+      const BlockActivations& a = acts.blocks[i];
       const GroupSpan p = store_->acquire_params(s.groups[i]), g = store_->acquire_grads(s.groups[i]);
+      // The recomputed blocks' shared internals hold the last of them to run forward, the first to
+      // run backward; every earlier one recomputes its own.
+      if (int64_t(i) + 1 < acts.recomputed) block_internals(s, w, a, p, B, seq);
       linear_backward(be, ar.d_hidden, g.at(w.fc2_w), g.at(w.fc2_b), ar.d_res, a.gelu, p.at(w.fc2_w), rows, s.hidden, D);
       gelu_backward(be, ar.d_hidden, ar.d_hidden, a.fc1, rows * s.hidden);
       linear_backward(be, ar.d_small, g.at(w.fc1_w), g.at(w.fc1_b), ar.d_hidden, a.ln2, p.at(w.fc1_w), rows, D, s.hidden);
@@ -432,7 +463,7 @@ class VitMae {
       linear_backward(be, ar.d_small, g.at(w.proj_w), g.at(w.proj_b), ar.d_res, a.attn, p.at(w.proj_w), rows, D, D);
       const AttentionViews v = attention_views(a.qkv, a.attn, B, seq, D, s.heads);
       const AttentionViews dv = attention_views(ar.d_qkv, ar.d_small, B, seq, D, s.heads);
-      cp.backward(dv.q, dv.k, dv.v, dv.out, v.out, a.lse, v.q, v.k, v.v, v.shape, scale);
+      cp.backward(dv.q, dv.k, dv.v, dv.out, v.out, a.lse, v.q, v.k, v.v, v.shape, attention_scale(s));
       linear_backward(be, ar.d_small, g.at(w.qkv_w), g.at(w.qkv_b), ar.d_qkv, a.ln1, p.at(w.qkv_w), rows, D, 3 * D);
       layernorm_backward(be, ar.d_res, g.at(w.norm1_w), g.at(w.norm1_b), ar.d_small, a.x_in, a.ln1_mean, a.ln1_rstd,
                          p.at(w.norm1_w), rows, D);
@@ -450,6 +481,7 @@ class VitMae {
   SingleRank<Backend> single_rank_;
   ContextParallel* context_ = nullptr;  // null: single_rank_
   SequenceShard shard_;                 // of the last forward()
+  Recompute recompute_;
   // shard_'s index arrays in backend memory.
   Array<int64_t> visible_ids_, bridge_gathered_, bridge_decoder_;
   Array<uint8_t> token_hidden_;

@@ -34,6 +34,7 @@ struct TrainConfig {
   int64_t batch = 8, micro_batch = 8, steps = 300, warmup_steps = 20;
   double lr = 1.5e-4, min_lr = 0, weight_decay = 0.05, clip_grad = 1.0;
   uint64_t seed = 0;
+  Recompute recompute;
   // parallel
   int dp = 1, cp = 1, zero = 2;
   std::string attention, mask;
@@ -52,7 +53,7 @@ inline nlohmann::json default_train_json() {
              "flip": true, "min_live_fraction": 0.5, "threads": 4, "prefetch": 8,
              "shape": [64, 64, 128], "seed": 0},
     "train": {"batch": 8, "micro_batch": 8, "steps": 300, "lr": 1.5e-4, "min_lr": 0.0, "warmup_steps": 20,
-              "weight_decay": 0.05, "clip_grad": 1.0, "seed": 0},
+              "weight_decay": 0.05, "clip_grad": 1.0, "seed": 0, "recompute": "none"},
     "parallel": {"dp": 1, "cp": 1, "zero": 2, "attention": "ring", "mask": "adaptive", "overlap": true},
     "backend": "cpu",
     "output": {"dir": "runs/tiny", "log_every": 10, "checkpoint_every": 100, "images_every": 100,
@@ -65,7 +66,9 @@ namespace train_config_detail {
 using nlohmann::json;
 
 // Keys whose value may be of another JSON type than the default's (checked when read).
-inline bool free_form(const std::string& path) { return path == "model" || path == "data.url" || path == "data.variable"; }
+inline bool free_form(const std::string& path) {
+  return path == "model" || path == "data.url" || path == "data.variable" || path == "train.recompute";
+}
 
 inline void merge(json& base, const json& patch, const std::string& where) {
   SFM_CHECK(patch.is_object(), "config", where.empty() ? "" : ": " + where, ": expected an object, got ",
@@ -181,6 +184,11 @@ inline TrainConfig parse_train_config(const nlohmann::json& j) {
   SFM_CHECK(c.batch >= 1 && c.micro_batch >= 1 && c.steps >= 1, "config: train.batch, train.micro_batch and ",
             "train.steps must be positive");
   SFM_CHECK(c.warmup_steps >= 0 && c.lr > 0, "config: train.warmup_steps must be >= 0 and train.lr > 0");
+  try {
+    c.recompute = recompute_from_json(j.at("train").at("recompute"), c.model);
+  } catch (const Error& e) {
+    fail("config: train.", e.what());
+  }
 
   c.dp = get<int>(j, "parallel", "dp", "an integer");
   c.cp = get<int>(j, "parallel", "cp", "an integer");

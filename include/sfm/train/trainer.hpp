@@ -110,6 +110,7 @@ class Trainer {
         model_(config.model, /*resident=*/false),
         zero_(model_.table(), world, ZeroOptions{AdamWConfig{0.9, 0.95, 1e-8, config.weight_decay}, config.overlap}) {
     model_.use_param_store(zero_);
+    model_.set_recompute(c_.recompute);
     if (c_.cp > 1) {
       context_ = make_context_parallel(c_.attention, mesh_.context_parallel());
       model_.use_context_parallel(*context_);

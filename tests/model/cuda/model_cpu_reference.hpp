@@ -24,6 +24,7 @@ struct ModelRunSpec {
   double lr = 1e-3;
   double clip = 1.0;
   uint64_t mask_seed = 5;           // masks: mask_noise(mask_seed, step, 0, batch, N)
+  Recompute recompute{};            // the model's activation recomputation
 };
 
 ModelRun run_cpu_model(const ModelRunSpec& spec);

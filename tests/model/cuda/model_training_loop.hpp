@@ -16,6 +16,7 @@ template <class Backend>
 ModelRun train_model(const ModelRunSpec& spec) {
   VitMae<Backend> model(spec.config);
   model.params_from_host(spec.params);
+  model.set_recompute(spec.recompute);
   AdamW<Backend> optimizer(model.table(), AdamWConfig{});
   typename Backend::template Array<float> volumes;
   volumes.assign(spec.volumes.begin(), spec.volumes.end());

@@ -3,7 +3,8 @@
 # with 1, 8 and 64 requests in flight) and benchmarks/io_read_peers.py (zarr-python 3, zarrs,
 # TensorStore) on the same stores and boxes, in one run on this machine. Prints both JSON objects,
 # then one with the ratios and the targets: sfm ≥ 5× zarr-python and ≥ 1× TensorStore
-# locally; HTTP at 64 in flight within 20 % of local.
+# locally; HTTP at 64 in flight within 20 % of local; and each HTTP run's transfer limit (its byte
+# ranges replayed over the same nginx, nothing decoded).
 #
 #   benchmarks/io_compare.sh [BUILD_DIR=build] [WORK_DIR=BUILD_DIR/io-bench] [BOXES=24]
 set -euo pipefail
@@ -62,9 +63,15 @@ for store, r in sfm["results"].items():
     for key in ("http_1", "http_8", "http_64"):
         if key in r:
             s[f"sfm_{key}_mb_per_s"] = round(r[key]["mb_per_s"], 1)
+            s[f"sfm_{key}_transfer_limit_mb_per_s"] = round(r[key]["transfer_limit"]["mb_per_s"], 1)
             assert r[key]["checksum"] == r["local"]["checksum"], f"sfm read different values over HTTP from {store}"
     if "http_64" in r:
         s["ratio_http_64_over_local"] = round(r["http_64"]["mb_per_s"] / local, 2)
+        s["sfm_http_64_mb_fetched_per_box"] = round(r["http_64"]["mb_fetched"] / sfm["boxes"], 1)
+        # Transfers and decoding share the same cores: if their costs simply add up, HTTP can reach at
+        # most 1 / (1 / transfer limit + 1 / local).
+        limit = r["http_64"]["transfer_limit"]["mb_per_s"]
+        s["http_64_additive_bound_mb_per_s"] = round(1 / (1 / limit + 1 / local), 1)
     s["targets_met"] = {"5x_zarr_python": s["ratio_sfm_over_zarr_python"] >= 5,
                         "1x_tensorstore": s["ratio_sfm_over_tensorstore"] >= 1,
                         "http_64_within_20pct": s.get("ratio_http_64_over_local", 0) >= 0.8}

@@ -10,7 +10,9 @@
 // chunks afresh, and reports MB/s of box data (1 MB = 10⁶ bytes) and a checksum of the values.
 // With --http URL (a server such as nginx serving DIR), the same reads go over HTTP with 1, 8 and
 // 64 (or --in-flight) requests in flight. decode_limit is the ceiling of whole-chunk decoding
-// (see decode_limit below).
+// (see decode_limit below); each HTTP run's transfer_limit is the ceiling of its transfers: the
+// same byte ranges, replayed over the same server with as many in flight, nothing decoded (see
+// transfer_limit below). mb_fetched is what the reads fetched from the store.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -19,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -29,7 +32,9 @@
 #include "sfm/core/rng.hpp"
 #include "sfm/data/synthetic.hpp"
 #include "sfm/io/store_file.hpp"
+#include "sfm/io/http_client.hpp"
 #include "sfm/io/store_http.hpp"
+#include "sfm/io/store_key.hpp"
 #include "sfm/io/zarr/array.hpp"
 #include "sfm/io/zarr/writer.hpp"
 
@@ -76,27 +81,80 @@ void write_stores(const fs::path& dir, const std::vector<int64_t>& shape) {
   }
 }
 
+// A Store that forwards to another and notes every read asked of it (get_chained's later reads
+// included), so that transfer_limit can replay them.
+class RecordingStore final : public sfm::io::Store {
+ public:
+  using StoreRequest = sfm::io::StoreRequest;
+  explicit RecordingStore(std::shared_ptr<sfm::io::Store> inner) : inner_(std::move(inner)) {}
+
+  std::optional<sfm::io::Bytes> get(const StoreRequest& request) override {
+    note({&request, 1});
+    return inner_->get(request);
+  }
+  std::vector<std::optional<sfm::io::Bytes>> get_many(std::span<const StoreRequest> requests) override {
+    note(requests);
+    return inner_->get_many(requests);
+  }
+  void get_each(std::span<const StoreRequest> requests, sfm::io::ThreadPool& pool, const sfm::io::ValueSink& sink) override {
+    note(requests);
+    inner_->get_each(requests, pool, sink);
+  }
+  void get_chained(std::span<const StoreRequest> requests, sfm::io::ThreadPool& pool,
+                   const sfm::io::ChainedSink& sink) override {
+    note(requests);
+    inner_->get_chained(requests, pool, [&](size_t tag, auto value, const sfm::io::ReadMore& more) {
+      sink(tag, value, [&](StoreRequest request, size_t next) {
+        note({&request, 1});
+        more(std::move(request), next);
+      });
+    });
+  }
+  void set(const std::string& key, std::span<const std::byte> value) override { inner_->set(key, value); }
+  std::string describe() const override { return inner_->describe(); }
+
+  // The reads noted since the last take.
+  std::vector<StoreRequest> take() {
+    std::lock_guard lock(mutex_);
+    return std::exchange(noted_, {});
+  }
+
+ private:
+  void note(std::span<const StoreRequest> requests) {
+    std::lock_guard lock(mutex_);
+    noted_.insert(noted_.end(), requests.begin(), requests.end());
+  }
+  std::shared_ptr<sfm::io::Store> inner_;
+  std::mutex mutex_;
+  std::vector<StoreRequest> noted_;
+};
+
 struct Timing {
   double mb_per_s = 0;
   double seconds = 0;
   double checksum = 0;
   uint64_t requests = 0;
+  double mb_fetched = 0;
   double mb_decoded = 0;
+  std::vector<std::vector<sfm::io::StoreRequest>> reads;  // per box, the store reads it made
 };
 
 // Reads every box once (after one untimed read that opens connections and warms the page cache).
 Timing read_boxes(std::shared_ptr<sfm::io::Store> store, const std::vector<std::vector<int64_t>>& boxes, int64_t box) {
   zarr::ArrayOptions options;
   options.cache_bytes = 0;
-  const zarr::Array array = zarr::Array::open(std::move(store), "", options);
+  const auto recording = std::make_shared<RecordingStore>(std::move(store));
+  const zarr::Array array = zarr::Array::open(recording, "", options);
   const std::vector<int64_t> extent(3, box);
   std::vector<float> out(size_t(box * box * box));
   array.read_box(boxes.front(), extent, out);
   array.reset_stats();
+  recording->take();
   Timing t;
   const auto t0 = std::chrono::steady_clock::now();
   for (const auto& start : boxes) {
     array.read_box(start, extent, out);
+    t.reads.push_back(recording->take());
     double sum = 0;
     for (const float v : out) sum += double(v);
     t.checksum += sum;
@@ -104,8 +162,50 @@ Timing read_boxes(std::shared_ptr<sfm::io::Store> store, const std::vector<std::
   t.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   t.mb_per_s = double(boxes.size()) * double(out.size()) * 4e-6 / t.seconds;
   t.requests = array.stats().requests;
+  t.mb_fetched = double(array.stats().bytes_fetched) * 1e-6;
   t.mb_decoded = double(array.stats().bytes_decoded) * 1e-6;
   return t;
+}
+
+// The ceiling of an HTTP run's transfers on this machine: for each box in turn, the reads it made
+// (`reads`, recorded by read_boxes) all started at once over one HttpClient with `in_flight`
+// transfers, bodies received into pooled buffers as sfm receives them and dropped; no decoding, no
+// second phase waiting for a first. MB/s of box data, as above (one untimed pass first).
+json transfer_limit(const std::string& base_url, int in_flight, const std::vector<std::vector<sfm::io::StoreRequest>>& reads,
+                    int64_t box) {
+  sfm::io::HttpOptions options;
+  options.max_in_flight = in_flight;
+  sfm::io::HttpClient client(options);
+  std::vector<std::vector<sfm::io::HttpRequest>> http(reads.size());
+  for (size_t b = 0; b < reads.size(); ++b)
+    for (const sfm::io::StoreRequest& request : reads[b]) {
+      sfm::io::HttpRequest h;
+      h.url = base_url + "/" + sfm::io::uri_encode(request.key, true);
+      if (request.range) h.headers.emplace_back("Range", sfm::io::http_range(*request.range));
+      http[b].push_back(std::move(h));
+    }
+  double bytes = 0;
+  const auto pass = [&] {
+    bytes = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (const auto& requests : http) {
+      std::vector<sfm::io::HttpResponse> responses(requests.size());
+      client.run(requests, responses, {}, true);
+      for (const sfm::io::HttpResponse& response : responses) {
+        SFM_CHECK(response.status == 200 || response.status == 206, "transfer_limit: HTTP ", response.status);
+        bytes += double(response.bytes().size());
+      }
+    }
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  pass();  // untimed: opens the connections
+  const double seconds = pass();
+  size_t requests = 0;
+  for (const auto& r : http) requests += r.size();
+  return {{"mb_per_s", double(reads.size()) * double(box * box * box) * 4e-6 / seconds},
+          {"seconds", seconds},
+          {"requests", requests},
+          {"mb_fetched", bytes * 1e-6}};
 }
 
 // The ceiling for those reads on this machine: the chunks they decode (the same list, in the same
@@ -166,8 +266,8 @@ json decode_limit(const fs::path& path, const std::vector<std::vector<int64_t>>&
 }
 
 json to_json(const Timing& t) {
-  return {{"mb_per_s", t.mb_per_s}, {"seconds", t.seconds}, {"checksum", t.checksum}, {"requests", t.requests},
-          {"mb_decoded", t.mb_decoded}};
+  return {{"mb_per_s", t.mb_per_s}, {"seconds", t.seconds},       {"checksum", t.checksum},
+          {"requests", t.requests}, {"mb_fetched", t.mb_fetched}, {"mb_decoded", t.mb_decoded}};
 }
 
 }  // namespace
@@ -218,8 +318,10 @@ int main(int argc, char** argv) try {
       for (const int64_t n : in_flight) {
         sfm::io::HttpOptions options;
         options.max_in_flight = int(n);
-        r["http_" + std::to_string(n)] =
-            to_json(read_boxes(std::make_shared<sfm::io::HttpStore>(http + "/" + name, options), boxes, box));
+        const Timing t = read_boxes(std::make_shared<sfm::io::HttpStore>(http + "/" + name, options), boxes, box);
+        json run = to_json(t);
+        run["transfer_limit"] = transfer_limit(http + "/" + name, int(n), t.reads, box);
+        r["http_" + std::to_string(n)] = run;
       }
     results[name] = r;
   }

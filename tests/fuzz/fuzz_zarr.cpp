@@ -3,12 +3,14 @@
 // The first input byte picks what the rest is:
 //   0  a metadata document (.zarray, v3 zarr.json array or group): parsed, its codec pipeline
 //      built, a chunk key made and the document written back;
-//   1  a stored chunk: decoded (into a buffer, the general way, and two rows of it alone) by one of
-//      a fixed set of pipelines (every codec, blosc in several blocks, sharding with a crc32c
-//      index, transpose, big endian), the second byte choosing which;
+//   1  a stored chunk: decoded (into a buffer, the general way, and two rows of it alone, from the
+//      whole chunk and, for blosc, from its header, offsets and the blocks they name, as a network
+//      read fetches them) by one of a fixed set of pipelines (every codec, blosc in several blocks,
+//      sharding with a crc32c index, transpose, big endian), the second byte choosing which;
 //   2  a document, a NUL byte, then a chunk: the document opened as an array in a MemoryStore that
 //      holds the chunk under each of the array's (few) chunk keys, the whole array read, and a box
-//      that cuts the first chunk row read with the cache off (parts of chunks decoded).
+//      that cuts the first chunk row read with the cache off (parts of chunks read and decoded: a
+//      lone blosc codec's header and offsets first, then the blocks they name).
 // Every failure must be an sfm::Error; anything else escapes and libFuzzer reports it as a crash,
 // as it does memory errors (AddressSanitizer) and undefined behaviour (UBSan).
 //
@@ -151,6 +153,24 @@ void chunk(std::span<const std::byte> bytes) {
   try {
     p.decode_range_into(bytes.subspan(1), shape, row, std::span(out).subspan(row, 2 * row), "fuzz chunk rows");
   } catch (const sfm::Error&) {
+  }
+  // The same rows from the header, offsets and blocks alone, each part cut from the input as a
+  // network read would fetch it (into buffers of exactly its size, so ASan sees any read past them).
+  if (p.lone_blosc()) {
+    try {
+      const auto encoded = bytes.subspan(1);
+      const zarr::codec::BloscHeader h = zarr::codec::blosc_header(encoded, "fuzz blosc header");
+      if (encoded.size() >= h.layout_bytes() && zarr::codec::blosc_decodes_part(h, out.size(), row, 2 * row)) {
+        const zarr::Bytes layout(encoded.begin(), encoded.begin() + ptrdiff_t(h.layout_bytes()));
+        if (const auto span = zarr::codec::blosc_block_span(h, layout, row, 2 * row, "fuzz blosc offsets")) {
+          const size_t end = std::min(span->second, encoded.size());  // the server sends what there is
+          const zarr::Bytes blocks(encoded.begin() + ptrdiff_t(std::min(span->first, end)), encoded.begin() + ptrdiff_t(end));
+          zarr::codec::blosc_decode_blocks_into(h, layout, span->first, blocks, row, std::span(out).subspan(row, 2 * row),
+                                                "fuzz blosc blocks");
+        }
+      }
+    } catch (const sfm::Error&) {
+    }
   }
   if (const auto* s = p.sharding()) {
     const size_t isize = zarr::Pipeline::index_nbytes(*s, shape);

@@ -1,13 +1,16 @@
 // FileStore: round trips, ranges and suffix ranges, absent keys, refused keys, get_many, get_each,
-// listing; the BufferPool get_each reads into.
+// get_chained (and Store's default get_chained, in rounds), listing; the BufferPool get_each reads into.
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <string>
 
 #include "sfm/io/store_file.hpp"
+#include "sfm/io/store_memory.hpp"
 #include "sfm_test.hpp"
 
 using sfm::io::ByteRange;
@@ -160,6 +163,50 @@ TEST_CASE("FileStore::get_each hands every value to the sink once, from reused b
   requests[17].range.reset();
   CHECK_THROWS_WITH(store.get_each(requests, pool, [&](size_t i, auto) { if (i == 5) sfm::fail("sink 5 failed"); }),
                     sfm::test::contains("sink 5 failed"));
+}
+
+TEST_CASE("get_chained reads what sinks ask for, in FileStore and in Store's default rounds", "[io][store]") {
+  FileStore files(sfm::test::scratch_dir("store_file_chained"));
+  sfm::io::MemoryStore memory;
+  std::vector<StoreRequest> requests;
+  for (int i = 0; i < 40; ++i) {
+    const Bytes value = pattern(size_t(500 + i), unsigned(i));
+    files.set("k/" + std::to_string(i), value);
+    memory.set("k/" + std::to_string(i), value);
+    requests.push_back({"k/" + std::to_string(i), ByteRange{0, 16}});
+  }
+  sfm::io::Store* stores[] = {&files, &memory};
+  for (sfm::io::Store* store : stores) {
+    INFO(store->describe());
+    sfm::io::ThreadPool pool(2);
+    std::mutex mutex;
+    std::map<size_t, Bytes> got;
+    // Each first read (the first 16 bytes) asks for the rest of its value, which asks for its last byte.
+    store->get_chained(requests, pool, [&](size_t tag, std::optional<std::span<const std::byte>> value, const sfm::io::ReadMore& more) {
+      REQUIRE(value.has_value());
+      {
+        std::lock_guard lock(mutex);
+        got[tag] = Bytes(value->begin(), value->end());
+      }
+      const std::string& key = requests[tag % 100].key;
+      if (tag < 100) more({key, ByteRange{16, -1}}, 100 + tag);
+      else if (tag < 200) more({key, ByteRange{-1, -1}}, 100 + tag);
+    });
+    REQUIRE(got.size() == 120);
+    for (size_t i = 0; i < 40; ++i) {
+      const Bytes value = pattern(500 + i, unsigned(i));
+      CHECK(got[i] == slice(value, 0, 16));
+      CHECK(got[100 + i] == slice(value, 16, value.size()));
+      CHECK(got[200 + i] == slice(value, value.size() - 1, value.size()));
+    }
+    // A failing sink of a later read fails the call.
+    CHECK_THROWS_WITH(store->get_chained(requests, pool,
+                                         [&](size_t tag, auto, const sfm::io::ReadMore& more) {
+                                           if (tag == 7) more({"k/7"}, 1000);
+                                           if (tag == 1000) sfm::fail("sink of read 1000 failed");
+                                         }),
+                      sfm::test::contains("read 1000 failed"));
+  }
 }
 
 TEST_CASE("BufferPool hands out buffers of any size, reusing idle ones and keeping within its bounds", "[io][store]") {

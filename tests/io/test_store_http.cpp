@@ -1,17 +1,27 @@
 // HttpStore against real servers on loopback. nginx: the same bytes as FileStore for whole
 // values, ranges and suffix ranges; 404 → nullopt; 64 requests in flight over reused
-// connections, from several threads at once; get_each hands values on as they finish. fault_server.py: 503 / 429 / dropped connections
+// connections, from several threads at once; get_each hands values on as they finish; get_chained
+// starts the reads its sinks ask for; Zarr arrays read with the cache off fetch only the blosc
+// blocks a box needs and give the values local reads give, and a chunk whose offsets point outside
+// it is an error naming its key. fault_server.py: 503 / 429 / dropped connections
 // that clear → the read succeeds after retries; retries spent → an error naming the URL and
 // status; a server that never answers → an error after the timeout; the 403 policy.
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <thread>
+
+#include <random>
 
 #include "servers/servers.hpp"
 #include "sfm/io/store_file.hpp"
 #include "sfm/io/store_http.hpp"
+#include "sfm/io/zarr/array.hpp"
+#include "sfm/io/zarr/writer.hpp"
 #include "sfm_test.hpp"
+#include "test_zarr_support.hpp"
 
 using namespace sfm::io;
 namespace fs = std::filesystem;
@@ -145,6 +155,215 @@ TEST_CASE("HttpStore::get_each hands each value on as its transfer finishes", "[
   CHECK(delivered == 2);
   CHECK_THROWS_WITH(http.get_each(requests, pool, [&](size_t i, auto) { if (i == 9) sfm::fail("sink 9 failed"); }),
                     sfm::test::contains("sink 9 failed"));
+}
+
+TEST_CASE("HttpStore::get_chained starts the reads its sinks ask for beside those in flight", "[io][store][http]") {
+  HttpStore http(nginx().url());
+  // Each value of many/i asks for the next 100 bytes of big.bin at offset 100 * i, tagged 1000 + i.
+  std::vector<StoreRequest> requests;
+  for (int i = 0; i < 64; ++i) requests.push_back({"many/" + std::to_string(i)});
+  const Bytes big = *local().get({"big.bin"});
+  for (const size_t threads : {size_t(0), size_t(2)}) {
+    ThreadPool pool(threads);
+    std::mutex mutex;
+    std::map<size_t, Bytes> got;
+    http.get_chained(requests, pool, [&](size_t tag, std::optional<std::span<const std::byte>> value, const ReadMore& more) {
+      REQUIRE(value.has_value());
+      {
+        std::lock_guard lock(mutex);
+        got[tag] = Bytes(value->begin(), value->end());
+      }
+      if (tag < 64) more({"big.bin", ByteRange{int64_t(100 * tag), 100}}, 1000 + tag);
+    });
+    REQUIRE(got.size() == 128);
+    for (size_t i = 0; i < 64; ++i) {
+      CHECK(got[i] == local().get(requests[i]));
+      CHECK(got[1000 + i] == Bytes(big.begin() + ptrdiff_t(100 * i), big.begin() + ptrdiff_t(100 * i + 100)));
+    }
+  }
+  // A later read that fails fails the call, after every other read and sink has finished.
+  ThreadPool pool(2);
+  std::atomic<int> sinks{0};
+  CHECK_THROWS_WITH(http.get_chained(requests, pool,
+                                     [&](size_t tag, auto, const ReadMore& more) {
+                                       ++sinks;
+                                       if (tag == 5) more({"a/b/0.0.0", ByteRange{200'000, 1}}, 99);
+                                     }),
+                    sfm::test::contains("HTTP 416"));
+  CHECK(sinks == 64);
+}
+
+namespace {
+
+namespace zarr = sfm::io::zarr;
+
+// Zarr arrays written into nginx's directory: blosc chunks of several shapes, dtypes (so blosc
+// typesizes) and shuffles, in v2 and v3, with edge chunks, and one whose offsets (4112 bytes) run
+// past the reader's 4 KiB guess at the header.
+struct BloscCase {
+  std::string path;
+  zarr::DataType dtype;
+  zarr::WriteOptions options;
+};
+
+std::vector<BloscCase> blosc_cases() {
+  const auto v3 = [](std::vector<int64_t> chunks, const char* cname, const char* shuffle, int typesize, int blocksize) {
+    zarr::WriteOptions o;
+    o.chunks = std::move(chunks);
+    o.codecs = zarr::json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}},
+                            {{"name", "blosc"},
+                             {"configuration",
+                              {{"cname", cname}, {"clevel", 5}, {"shuffle", shuffle}, {"typesize", typesize}, {"blocksize", blocksize}}}}});
+    return o;
+  };
+  const auto v2 = [](std::vector<int64_t> chunks, const char* cname, int shuffle, int blocksize) {
+    zarr::WriteOptions o;
+    o.zarr_format = 2;
+    o.chunks = std::move(chunks);
+    o.compressor_json = {{"id", "blosc"}, {"cname", cname}, {"clevel", 5}, {"shuffle", shuffle}, {"blocksize", blocksize}};
+    return o;
+  };
+  using zarr::Kind;
+  const zarr::DataType f32{Kind::Float, 4, false}, f64{Kind::Float, 8, false}, i16{Kind::Int, 2, false},
+      u8{Kind::UInt, 1, false};
+  return {
+      {"blosc/v3_f32_shuffle", f32, v3({16, 20, 12}, "zstd", "shuffle", 4, 1024)},
+      {"blosc/v3_f32_bitshuffle", f32, v3({10, 37, 8}, "lz4", "bitshuffle", 4, 512)},
+      {"blosc/v3_f64_noshuffle", f64, v3({7, 9, 29}, "zstd", "noshuffle", 8, 2048)},
+      {"blosc/v3_u8_shuffle", u8, v3({16, 16, 16}, "blosclz", "shuffle", 1, 256)},
+      {"blosc/v3_f32_many_blocks", f32, v3({32, 32, 32}, "lz4", "shuffle", 4, 128)},
+      {"blosc/v3_f32_large", f32, v3({24, 20, 29}, "zstd", "shuffle", 4, 4096)},
+      {"blosc/v2_f32_lz4", f32, v2({16, 20, 12}, "lz4", 1, 1024)},
+      {"blosc/v2_i16_zstd_bitshuffle", i16, v2({12, 11, 10}, "zstd", 2, 512)},
+      {"blosc/v2_f32_default_blocks", f32, v2({45, 37, 29}, "zstd", 1, 0)},
+  };
+}
+
+const std::vector<int64_t> kBloscShape{45, 37, 29};
+
+// Integer values (exact in every dtype above, uint8 included), written once.
+const std::vector<float>& blosc_values() {
+  static const std::vector<float> values = [] {
+    std::vector<float> v(size_t(zarr::nd::count(kBloscShape)));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = float((uint32_t(i) * 2654435761u >> 9) % 251);  // compresses little
+    auto files = std::make_shared<FileStore>(local().root());
+    for (const BloscCase& c : blosc_cases())
+      zarr::write_array<float>(files, c.path, kBloscShape, v, c.options, c.dtype);
+    return v;
+  }();
+  return values;
+}
+
+zarr::Array open_uncached(std::shared_ptr<Store> store, const std::string& path) {
+  zarr::ArrayOptions options;
+  options.cache_bytes = 0;
+  return zarr::Array::open(std::move(store), path, options);
+}
+
+}  // namespace
+
+TEST_CASE("Zarr over HTTP reads only the blosc blocks a box needs, the same values as local reads", "[io][zarr][http]") {
+  using sfm::zarr_test::crop;
+  using sfm::zarr_test::first_difference;
+  const std::vector<float>& values = blosc_values();
+  auto http = std::make_shared<HttpStore>(nginx().url());
+  auto files = std::make_shared<FileStore>(local().root());
+  std::mt19937 rng(5);
+  for (const BloscCase& c : blosc_cases()) {
+    INFO(c.path);
+    const zarr::Array remote = open_uncached(http, c.path);
+    const zarr::Array local_uncached = open_uncached(files, c.path);
+    const zarr::Array local_cached = zarr::Array::open(files, c.path);  // whole chunks
+    const std::vector<int64_t>& chunk = remote.metadata().chunk_shape();
+    // Boxes on the first and last rows and blocks of chunks, across chunk edges, at the array's
+    // edge (edge chunks), and random ones; each read twice (the second with the offsets known).
+    std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> boxes{
+        {{0, 0, 0}, {1, kBloscShape[1], kBloscShape[2]}},
+        {{std::min(chunk[0], kBloscShape[0] - 2) - 1, 3, 2}, {2, 20, 20}},
+        {{chunk[0] % kBloscShape[0], 0, 0}, {1, 5, 5}},
+        {{kBloscShape[0] - 1, 0, 0}, {1, kBloscShape[1], kBloscShape[2]}},
+        {{kBloscShape[0] - 3, kBloscShape[1] - 4, kBloscShape[2] - 5}, {3, 4, 5}},
+        {{1, 1, 1}, {kBloscShape[0] - 2, kBloscShape[1] - 2, kBloscShape[2] - 2}},
+    };
+    for (int k = 0; k < 12; ++k) {
+      std::vector<int64_t> start(3), box(3);
+      for (size_t d = 0; d < 3; ++d) {
+        start[d] = int64_t(rng() % uint64_t(kBloscShape[d]));
+        box[d] = 1 + int64_t(rng() % uint64_t(kBloscShape[d] - start[d]));
+      }
+      boxes.emplace_back(start, box);
+    }
+    for (int pass = 0; pass < 2; ++pass)
+      for (const auto& [start, box] : boxes) {
+        INFO("pass " << pass << " start " << start[0] << "," << start[1] << "," << start[2] << " box " << box[0] << ","
+                     << box[1] << "," << box[2]);
+        const std::vector<float> got = remote.read_box(start, box);
+        CHECK(first_difference(got, crop(values, kBloscShape, start, box)) == -1);
+        CHECK(got == local_uncached.read_box(start, box));
+        CHECK(got == local_cached.read_box(start, box));
+      }
+  }
+}
+
+TEST_CASE("Zarr over HTTP: a box's blocks cost fewer bytes than its chunks, and the offsets come first", "[io][zarr][http]") {
+  blosc_values();
+  auto http = std::make_shared<HttpStore>(nginx().url());
+  for (const std::string path : {"blosc/v3_f32_large", "blosc/v3_f32_many_blocks"}) {
+    INFO(path);
+    const zarr::Array whole = zarr::Array::open(http, path);  // cache on: whole chunks
+    const zarr::Array parts = open_uncached(http, path);
+    const std::vector<int64_t>& chunk = whole.metadata().chunk_shape();
+    // The last two rows of the first chunk row (past the first 4 KiB of each chunk), across all
+    // chunks of dims 1 and 2.
+    const std::vector<int64_t> start{chunk[0] - 2, 0, 0}, box{2, kBloscShape[1], kBloscShape[2]};
+    const int64_t chunks = ((kBloscShape[1] + chunk[1] - 1) / chunk[1]) * ((kBloscShape[2] + chunk[2] - 1) / chunk[2]);
+    CHECK(whole.read_box(start, box) == parts.read_box(start, box));
+    const zarr::ReadStats w = whole.stats(), first = parts.stats();
+    CHECK(w.requests == uint64_t(chunks));
+    // First read: the header and offsets, then the blocks (the many-blocks chunk's offsets take a
+    // third read: they run past the 4 KiB guess).
+    CHECK(first.requests == uint64_t(chunks * (path == "blosc/v3_f32_many_blocks" ? 3 : 2)));
+    CHECK(first.bytes_fetched < w.bytes_fetched);
+    // Later reads know the offsets: one read of the blocks per chunk, a small part of the chunk.
+    parts.reset_stats();
+    CHECK(whole.read_box(start, box) == parts.read_box(start, box));
+    const zarr::ReadStats later = parts.stats();
+    CHECK(later.requests == uint64_t(chunks));
+    CHECK(later.bytes_fetched * 3 < w.bytes_fetched);
+    WARN(path << ": " << w.bytes_fetched << " bytes in whole chunks, " << first.bytes_fetched
+              << " in headers and blocks, then " << later.bytes_fetched << " in blocks");
+  }
+}
+
+TEST_CASE("Zarr over HTTP: a blosc chunk whose offsets point outside it is an error naming its key", "[io][zarr][http]") {
+  blosc_values();
+  auto files = std::make_shared<FileStore>(local().root());
+  auto http = std::make_shared<HttpStore>(nginx().url());
+  const std::string key = "blosc/v3_f32_shuffle/c/1/0/0";
+  const Bytes good = *files->get({key});
+  const zarr::codec::BloscHeader header = zarr::codec::blosc_header(good, key);
+  REQUIRE(header.blocks() > 4);
+  const std::vector<int64_t> start{16 + 8, 0, 0}, box{1, 4, 4};  // row 8 of chunk (1, 0, 0): in block 3
+  const size_t block = 8 * 20 * 12 * 4 / header.blocksize;
+  for (const uint32_t offset : {uint32_t(header.cbytes + 100), uint32_t(header.cbytes), uint32_t(8), 0xFFFFFFF0u}) {
+    INFO("offset " << offset);
+    Bytes bad = good;
+    zarr::codec::store_le32(bad.data() + zarr::codec::kBloscHeaderBytes + 4 * block, offset);
+    files->set(key, bad);
+    CHECK_THROWS_WITH(open_uncached(http, "blosc/v3_f32_shuffle").read_box(start, box),
+                      sfm::test::contains(key) && sfm::test::contains("corrupt offset table") &&
+                          sfm::test::contains("block " + std::to_string(block)));
+  }
+  // A header claiming more bytes than the chunk holds: the read of its blocks comes back short or
+  // refused, an error naming the key.
+  Bytes longer = good;
+  zarr::codec::store_le32(longer.data() + 12, uint32_t(good.size() + 5000));
+  files->set(key, longer);
+  CHECK_THROWS_WITH(open_uncached(http, "blosc/v3_f32_shuffle").read_box(std::vector<int64_t>{16 + 15, 0, 0}, box),
+                    sfm::test::contains(key));
+  files->set(key, good);
+  CHECK(open_uncached(http, "blosc/v3_f32_shuffle").read_box(start, box) ==
+        sfm::zarr_test::crop(blosc_values(), kBloscShape, start, box));
 }
 
 TEST_CASE("HttpStore retries 503, 429 and dropped connections until they clear", "[io][store][http]") {

@@ -2,7 +2,8 @@
 // C libraries' other framings produce (zstd without content size), and refuses corrupt, truncated or
 // oversized input with an error naming the place; the v3 pipeline (transpose, bytes endianness,
 // sharding with missing inner chunks, nested sharding, crc32c) round-trips; blosc decodes a byte
-// range of a chunk alone.
+// range of a chunk alone, from the whole chunk or from its header, offsets and blocks, and refuses
+// offsets that point outside the chunk.
 #include <numeric>
 #include <random>
 
@@ -130,6 +131,78 @@ TEST_CASE("blosc decodes a byte range alone, equal to the slice of the whole chu
   CHECK_FALSE(big->decode_range_into(big->encode(chunk, shape), shape, 0, rows, "w"));
   const auto crc = Pipeline::from_v3(json::array({{{"name", "bytes"}}, blosc, {{"name", "crc32c"}}}), f32, fill, "w");
   CHECK_FALSE(crc->decode_range_into(crc->encode(chunk, shape), shape, 0, rows, "w"));
+}
+
+TEST_CASE("blosc decodes a byte range from its header, offsets and blocks alone", "[io][zarr]") {
+  const Bytes data = sample_bytes(50000, 3);
+  for (const char* cname : {"lz4", "zstd", "blosclz"})
+    for (int shuffle : {0, 1, 2})
+      for (int typesize : {1, 2, 4, 8}) {
+        INFO(cname << " shuffle " << shuffle << " typesize " << typesize);
+        const Bytes enc = codec::blosc_encode(data, cname, 5, shuffle, typesize, 4096);
+        const codec::BloscHeader h = codec::blosc_header(enc, "k");
+        REQUIRE(h.nbytes == data.size());
+        REQUIRE(h.cbytes == enc.size());
+        REQUIRE(h.blocks() >= 1);  // blosc enlarges the blocks of codecs it splits by typesize
+        if (h.memcpyed()) {  // blosc stored it as is: no offsets to go by
+          CHECK_FALSE(codec::blosc_decodes_part(h, data.size(), 0, 8));
+          continue;
+        }
+        const ByteView layout = std::span(enc).first(h.layout_bytes());
+        for (const auto& [offset, size] : {std::pair<size_t, size_t>{0, 50000}, {0, 8}, {4096, 4096}, {4088, 16},
+                                          {12000, 20000}, {49992, 8}, {45056, 4944}}) {
+          INFO("bytes [" << offset << ", " << offset + size << ")");
+          REQUIRE(codec::blosc_decodes_part(h, data.size(), offset, size));
+          const auto span = codec::blosc_block_span(h, layout, offset, size, "k");
+          REQUIRE(span.has_value());
+          CHECK(span->first >= h.layout_bytes());
+          CHECK(span->second <= enc.size());
+          const Bytes blocks(enc.begin() + ptrdiff_t(span->first), enc.begin() + ptrdiff_t(span->second));
+          Bytes part(size);
+          codec::blosc_decode_blocks_into(h, layout, span->first, blocks, offset, part, "k");
+          CHECK(part == Bytes(data.begin() + ptrdiff_t(offset), data.begin() + ptrdiff_t(offset + size)));
+          // Blocks cut short: an error, never a read past them.
+          if (blocks.size() > 1)
+            expect_error([&] { codec::blosc_decode_blocks_into(h, layout, span->first, std::span(blocks).first(blocks.size() - 1), offset, part, "cut"); },
+                         {"blosc", "cut"});
+        }
+        CHECK_FALSE(codec::blosc_decodes_part(h, data.size() + 8, 0, 8));  // another decoded size
+        if (typesize > 1) CHECK_FALSE(codec::blosc_decodes_part(h, data.size(), 1, 8));
+      }
+  const Bytes enc = codec::blosc_encode(data, "zstd", 5, 1, 4, 4096);
+  const codec::BloscHeader h = codec::blosc_header(enc, "k");
+  REQUIRE(h.blocks() == 13);
+  // An offset outside the chunk's blocks (past its end, into its header, negative as int32): an error
+  // naming the place and the block.
+  for (const uint32_t bad : {uint32_t(h.cbytes), uint32_t(h.cbytes + 1000), uint32_t(20), 0xFFFFFFFCu}) {
+    Bytes broken = enc;
+    codec::store_le32(broken.data() + 16 + 4 * 3, bad);
+    expect_error([&] { codec::blosc_block_span(h, broken, 3 * 4096 + 100, 8, "store key 'a/c/0'"); },
+                 {"corrupt offset table", "a/c/0", "block 3"});
+    expect_error([&] { codec::blosc_block_span(h, broken, 2 * 4096 + 100, 4096, "store key 'a/c/0'"); },
+                 {"corrupt offset table", "block 3"});  // block 3's start ends block 2's span
+  }
+  // Blocks out of order: no span (the caller decodes the whole chunk, whose decoder checks them).
+  Bytes swapped = enc;
+  std::swap_ranges(swapped.begin() + 16 + 4 * 3, swapped.begin() + 16 + 4 * 4, swapped.begin() + 16 + 4 * 4);
+  CHECK_FALSE(codec::blosc_block_span(h, swapped, 3 * 4096, 8192, "k").has_value());
+  // Offsets that name bytes the caller did not fetch are refused before blosc reads them.
+  Bytes part(8);
+  expect_error([&] { codec::blosc_decode_blocks_into(h, enc, h.layout_bytes() + 1, ByteView(enc).subspan(h.layout_bytes() + 1), 0, part, "k"); },
+               {"outside the fetched bytes"});
+  expect_error([&] { codec::blosc_block_span(h, ByteView(enc).first(20), 0, 8, "k"); }, {"header and offsets"});
+  // Headers: too short, inconsistent sizes; memcpyed chunks (clevel 0) hold no offsets to go by.
+  expect_error([&] { codec::blosc_header(ByteView(enc).first(10), "short"); }, {"shorter than a blosc header", "short"});
+  Bytes zero_block = enc;
+  codec::store_le32(zero_block.data() + 8, 0);
+  expect_error([&] { codec::blosc_header(zero_block, "k"); }, {"corrupt blosc header"});
+  Bytes tiny = enc;
+  codec::store_le32(tiny.data() + 12, 20);  // cbytes smaller than header and offsets
+  expect_error([&] { codec::blosc_header(tiny, "k"); }, {"corrupt blosc header"});
+  const codec::BloscHeader copied = codec::blosc_header(codec::blosc_encode(data, "zstd", 0, 1, 4, 4096), "k");
+  CHECK(copied.memcpyed());
+  CHECK(copied.layout_bytes() == 16);
+  CHECK_FALSE(codec::blosc_decodes_part(copied, data.size(), 0, 8));
 }
 
 TEST_CASE("v3 pipelines round-trip: transpose, endianness, sharding, crc32c", "[io][zarr]") {

@@ -4,8 +4,10 @@
 // up to max_in_flight transfers run at once over HTTP/1.1 keep-alive connections that later
 // requests reuse; an attempt that fails for a passing reason (5xx, 429, 408, a timeout, a broken
 // or refused connection) is retried after an exponential backoff with jitter, up to max_attempts.
-// A caller blocks until all of its requests are done, and may be told of each one as it finishes
-// (to decode it while the others are still on the way); a Signer (S3's SigV4) signs each attempt.
+// A caller either blocks until all of its requests are done (run), and may be told of each one as
+// it finishes (to decode it while the others are still on the way), or submits requests and is told
+// as each finishes (submit), so that it can add requests that depend on earlier answers while the
+// rest are in flight; a Signer (S3's SigV4) signs each attempt.
 // store_http.hpp turns the responses into store results.
 #pragma once
 
@@ -138,6 +140,24 @@ class HttpClient {
     return responses;
   }
 
+  // Starts `requests` beside the transfers in flight and returns at once. `on_done(i)` runs on the
+  // event-loop thread once responses[i] is final; it must be quick, must not throw, and is the last
+  // use of requests[i] and responses[i], which the caller keeps alive until then. `pooled_bodies` as
+  // in run. Safe to call from any thread, on_done included.
+  void submit(std::span<const HttpRequest> requests, std::span<HttpResponse> responses,
+              std::function<void(size_t)> on_done, bool pooled_bodies = false) {
+    SFM_CHECK(responses.size() == requests.size(), "HttpClient::submit: ", responses.size(), " responses for ",
+              requests.size(), " requests");
+    if (requests.empty()) return;
+    const auto completion = std::make_shared<const Completion>(Completion{std::move(on_done), pooled_bodies});
+    {
+      std::lock_guard lock(queue_mutex_);
+      for (size_t i = 0; i < requests.size(); ++i)
+        incoming_.push_back(Job{&requests[i], &responses[i], completion, i, 0});
+    }
+    curl_multi_wakeup(multi_);
+  }
+
   // Same, into `responses` (one per request). `on_done(i)`, when given, runs on the event-loop
   // thread as soon as responses[i] is final, so that the caller can use it while the other
   // transfers go on; it must be quick and must not throw. With `pooled_bodies`, 2xx bodies whose
@@ -148,15 +168,21 @@ class HttpClient {
     SFM_CHECK(responses.size() == requests.size(), "HttpClient::run: ", responses.size(), " responses for ",
               requests.size(), " requests");
     if (requests.empty()) return;
-    Batch batch{requests.size(), responses.data(), on_done, pooled_bodies};
-    {
-      std::lock_guard lock(queue_mutex_);
-      for (size_t i = 0; i < requests.size(); ++i)
-        incoming_.push_back(Job{&requests[i], &responses[i], &batch, 0});
-    }
-    curl_multi_wakeup(multi_);
-    std::unique_lock lock(batch.mutex);
-    batch.done.wait(lock, [&] { return batch.remaining == 0; });
+    struct Countdown {
+      std::mutex mutex;
+      std::condition_variable done;
+      size_t remaining;
+    } countdown{{}, {}, requests.size()};
+    submit(
+        requests, responses,
+        [&](size_t i) {
+          if (on_done) on_done(i);
+          std::lock_guard lock(countdown.mutex);  // notify under the lock: the countdown dies right after
+          if (--countdown.remaining == 0) countdown.done.notify_all();
+        },
+        pooled_bodies);
+    std::unique_lock lock(countdown.mutex);
+    countdown.done.wait(lock, [&] { return countdown.remaining == 0; });
   }
 
   const HttpOptions& options() const { return options_; }
@@ -169,21 +195,17 @@ class HttpClient {
  private:
   using Clock = std::chrono::steady_clock;
 
-  struct Batch {
-    Batch(size_t size, HttpResponse* first, const std::function<void(size_t)>& on_done, bool pooled_bodies)
-        : remaining(size), first(first), on_done(on_done), pooled_bodies(pooled_bodies) {}
-    size_t remaining;
-    HttpResponse* first;                          // responses[0]: a job's index is its offset from it
-    const std::function<void(size_t)>& on_done;
-    const bool pooled_bodies;
-    std::mutex mutex;
-    std::condition_variable done;
+  // What to do when the jobs of one submit finish.
+  struct Completion {
+    std::function<void(size_t)> on_done;
+    bool pooled_bodies;
   };
 
   struct Job {
     const HttpRequest* request;
     HttpResponse* response;
-    Batch* batch;
+    std::shared_ptr<const Completion> completion;
+    size_t index;  // in its submit
     int attempt;
   };
 
@@ -213,7 +235,7 @@ class HttpClient {
         long status = 0;
         curl_easy_getinfo(transfer.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
         curl_easy_getinfo(transfer.easy, CURLINFO_RESPONSE_CODE, &status);
-        if (length > 0 && transfer.job.batch->pooled_bodies && status >= 200 && status < 300)
+        if (length > 0 && transfer.job.completion->pooled_bodies && status >= 200 && status < 300)
           transfer.pooled = BufferPool::shared().get(size_t(length));
         else if (length > 0)
           transfer.body.reserve(size_t(length));
@@ -258,9 +280,7 @@ class HttpClient {
   }
 
   static void complete(const Job& job) {
-    if (job.batch->on_done) job.batch->on_done(size_t(job.response - job.batch->first));
-    std::lock_guard lock(job.batch->mutex);  // notify under the lock: the batch dies right after
-    if (--job.batch->remaining == 0) job.batch->done.notify_all();
+    if (job.completion->on_done) job.completion->on_done(job.index);
   }
 
   // libcurl's receive buffer: chunks are megabytes, and its 16 KiB default costs a read call and a
@@ -283,7 +303,7 @@ class HttpClient {
         delayed_.erase(delayed_.begin());
       }
       while (!ready_.empty() && active_.size() < size_t(options_.max_in_flight)) {
-        start(ready_.front());
+        launch(std::move(ready_.front()));
         ready_.pop_front();
       }
       int running = 0;
@@ -305,7 +325,7 @@ class HttpClient {
     }
   }
 
-  void start(Job job) {
+  void launch(Job job) {
     ++job.attempt;
     auto transfer = std::make_unique<Transfer>();
     transfer->job = job;

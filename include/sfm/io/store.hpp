@@ -4,13 +4,16 @@
 // "amplitude/c/0/1/2"). A store must refuse keys that could escape its root. Reads of many keys
 // go through get_many so that network stores can keep many requests in flight, or through get_each,
 // which hands each value to the caller as soon as it is read (the Zarr reader decodes one chunk
-// while the next ones are still on the way) from buffers the store may reuse.
+// while the next ones are still on the way) from buffers the store may reuse, or through
+// get_chained, where the receiver of a value may ask for more reads (a blosc chunk's header says
+// which byte ranges of it a box needs), which network stores start at once beside those in flight.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -38,6 +41,13 @@ struct StoreRequest {
 // Receives value `index` of a get_each: its bytes, valid only during the call, or std::nullopt
 // when the key does not exist.
 using ValueSink = std::function<void(size_t index, std::optional<std::span<const std::byte>> value)>;
+
+// Asks a get_chained for one more read; `tag` comes back with its value.
+using ReadMore = std::function<void(StoreRequest request, size_t tag)>;
+// Receives a value of get_chained: the tag of its read (the request's index for the first ones), the
+// value as in ValueSink, and `more` to ask for further reads.
+using ChainedSink =
+    std::function<void(size_t tag, std::optional<std::span<const std::byte>> value, const ReadMore& more)>;
 
 class Store {
  public:
@@ -67,6 +77,29 @@ class Store {
     pool.parallel_for(values.size(), [&](size_t i) {
       sink(i, values[i] ? std::optional<std::span<const std::byte>>(*values[i]) : std::nullopt);
     });
+  }
+
+  // get_each, where a sink may ask for more reads once it has seen a value. Sinks run as in get_each,
+  // once per read, those asked for later included; returns when every read and sink has finished and
+  // rethrows the first exception. This default reads in rounds of get_each (the reads asked for during
+  // one round make the next); stores that can start a read while others run override it.
+  virtual void get_chained(std::span<const StoreRequest> requests, ThreadPool& pool, const ChainedSink& sink) {
+    std::vector<StoreRequest> round(requests.begin(), requests.end());
+    std::vector<size_t> tags(round.size());
+    for (size_t i = 0; i < tags.size(); ++i) tags[i] = i;
+    while (!round.empty()) {
+      std::vector<StoreRequest> next;
+      std::vector<size_t> next_tags;
+      std::mutex mutex;
+      const ReadMore more = [&](StoreRequest request, size_t tag) {
+        std::lock_guard lock(mutex);
+        next.push_back(std::move(request));
+        next_tags.push_back(tag);
+      };
+      get_each(round, pool, [&](size_t i, std::optional<std::span<const std::byte>> value) { sink(tags[i], value, more); });
+      round = std::move(next);
+      tags = std::move(next_tags);
+    }
   }
 
   // Writes (local stores; network stores may throw "read-only store").

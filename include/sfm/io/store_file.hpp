@@ -6,7 +6,8 @@
 // Keys are checked (store_key.hpp) before they touch the file system, so none escapes the root;
 // symbolic links placed inside the root by its owner are followed. get_many reads on a few
 // threads, which keeps several requests in flight on NVMe and network file systems; get_each reads
-// on the caller's pool into reused buffers and hands each value on at once. It lists
+// on the caller's pool into reused buffers and hands each value on at once (get_chained: the reads a
+// value's sink asks for follow on the same thread). It lists
 // keys (zarr::ListableStore) so that groups without consolidated metadata find their children.
 #pragma once
 
@@ -76,13 +77,18 @@ class FileStore final : public Store, public zarr::ListableStore {
   // Reads on `pool` into pooled buffers (no zeroing, no fresh pages per value) and runs each sink
   // right after its read, on the same thread, while the bytes are still in cache.
   void get_each(std::span<const StoreRequest> requests, ThreadPool& pool, const ValueSink& sink) override {
+    pool.parallel_for(requests.size(), [&](size_t i) { read_into_sink(requests[i], [&](auto value) { sink(i, value); }); });
+  }
+
+  // The same, and the reads a sink asks for run right after it, on its thread.
+  void get_chained(std::span<const StoreRequest> requests, ThreadPool& pool, const ChainedSink& sink) override {
     pool.parallel_for(requests.size(), [&](size_t i) {
-      BufferPool::Buffer buffer;
-      const bool found = read(requests[i], [&](size_t size) {
-        buffer = BufferPool::shared().get(size);
-        return buffer.bytes().data();
-      });
-      sink(i, found ? std::optional<std::span<const std::byte>>(buffer.bytes()) : std::nullopt);
+      std::vector<std::pair<StoreRequest, size_t>> todo{{requests[i], i}};
+      const ReadMore more = [&](StoreRequest request, size_t tag) { todo.emplace_back(std::move(request), tag); };
+      for (size_t k = 0; k < todo.size(); ++k) {
+        const auto [request, tag] = todo[k];
+        read_into_sink(request, [&](auto value) { sink(tag, value, more); });
+      }
     });
   }
 
@@ -157,6 +163,17 @@ class FileStore final : public Store, public zarr::ListableStore {
    private:
     int fd_;
   };
+
+  // Reads `request` into a pooled buffer and hands it to `sink` (std::nullopt: no such key).
+  template <class Sink>
+  void read_into_sink(const StoreRequest& request, Sink&& sink) const {
+    BufferPool::Buffer buffer;
+    const bool found = read(request, [&](size_t size) {
+      buffer = BufferPool::shared().get(size);
+      return buffer.bytes().data();
+    });
+    sink(found ? std::optional<std::span<const std::byte>>(buffer.bytes()) : std::nullopt);
+  }
 
   // Reads the value (or range) of `request` into the memory `allocate(size)` returns; false when
   // the key does not exist.

@@ -4,7 +4,8 @@
 // Key k is read from <base_url>/<k> (k percent-encoded, '/' kept); a byte range is sent as a
 // Range header ("bytes=a-b", "bytes=a-", suffix "bytes=-n"), and a server that ignores it and
 // answers 200 is cut down here. get_many runs its requests concurrently through one HttpClient;
-// get_each hands each value on as soon as its transfer finishes.
+// get_each hands each value on as soon as its transfer finishes, and get_chained starts the reads
+// its sinks ask for at once, beside those in flight.
 // Absent keys: 404 → std::nullopt, except an S3 404 "NoSuchBucket", which is an error. 403 is an
 // error (a wrong key or secret must not look like a missing chunk) unless
 // HttpOptions::forbidden_as_absent is set, for servers that answer 403 for missing keys (S3
@@ -14,6 +15,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <sstream>
@@ -118,52 +120,84 @@ inline std::vector<std::optional<Bytes>> http_get_many(
   return values;
 }
 
-// Store::get_each over `client`: one task on `pool` drives the transfers (it only waits) while the
-// others each take the next response to finish and run its sink, so decoding overlaps the transfers
-// still in flight instead of waiting for the slowest one.
+// Store::get_chained over `client`: every read, the first ones and those the sinks ask for later,
+// is submitted to the client at once, so a read that depends on an earlier answer runs beside the
+// others instead of after a round. The caller's thread and `pool`'s each take the next response to
+// finish and run its sink, so decoding overlaps the transfers still in flight.
+inline void http_get_chained(HttpClient& client, const std::string& store, std::span<const StoreRequest> requests,
+                             const std::function<HttpRequest(const StoreRequest&)>& to_http, ThreadPool& pool,
+                             const ChainedSink& sink) {
+  struct Read {
+    StoreRequest request;
+    HttpRequest http;
+    HttpResponse response;
+    size_t tag;
+  };
+  std::mutex mutex;
+  std::condition_variable ready;
+  std::deque<Read> reads;       // grows while transfers run: a deque keeps the others in place
+  std::deque<Read*> finished;
+  size_t unfinished = 0;        // reads whose sink has not returned
+  std::exception_ptr error;
+  const auto on_done = [&](Read* read) {
+    std::lock_guard lock(mutex);  // notify under the lock: once a sink sees the read, all may end
+    finished.push_back(read);
+    ready.notify_one();
+  };
+  // The first reads are checked (keys, ranges) before any starts.
+  const std::vector<HttpRequest> first = http_requests(store, requests, to_http);
+  for (size_t i = 0; i < requests.size(); ++i) reads.push_back(Read{requests[i], first[i], {}, i});
+  unfinished = reads.size();
+  const auto submit = [&](Read* read) {
+    client.submit({&read->http, 1}, {&read->response, 1}, [&on_done, read](size_t) { on_done(read); }, true);
+  };
+  for (Read& read : reads) submit(&read);  // no sink runs yet: nothing else touches `reads`
+  const ReadMore more = [&](StoreRequest request, size_t tag) {
+    HttpRequest http = http_requests(store, {&request, 1}, to_http).front();
+    Read* read;
+    {
+      std::lock_guard lock(mutex);
+      read = &reads.emplace_back(Read{std::move(request), std::move(http), {}, tag});
+      ++unfinished;
+    }
+    submit(read);
+  };
+  pool.parallel_for(pool.size() + 1, [&](size_t) {
+    for (;;) {
+      Read* read;
+      {
+        std::unique_lock lock(mutex);
+        ready.wait(lock, [&] { return !finished.empty() || unfinished == 0; });
+        if (finished.empty()) return;
+        read = finished.front();
+        finished.pop_front();
+      }
+      try {
+        sink(read->tag,
+             http_store_value(store, read->request, read->http, read->response, client.options().forbidden_as_absent),
+             more);
+      } catch (...) {
+        std::lock_guard lock(mutex);
+        if (!error) error = std::current_exception();
+      }
+      read->response = HttpResponse{};  // its pooled body goes back for the transfers still running
+      bool last;
+      {
+        std::lock_guard lock(mutex);
+        last = --unfinished == 0;
+      }
+      if (last) ready.notify_all();
+    }
+  });
+  if (error) std::rethrow_exception(error);
+}
+
+// Store::get_each over `client`: get_chained whose sinks ask for nothing more.
 inline void http_get_each(HttpClient& client, const std::string& store, std::span<const StoreRequest> requests,
                           const std::function<HttpRequest(const StoreRequest&)>& to_http, ThreadPool& pool,
                           const ValueSink& sink) {
-  const std::vector<HttpRequest> http = http_requests(store, requests, to_http);
-  std::vector<HttpResponse> responses(requests.size());
-  std::mutex mutex;
-  std::condition_variable ready;
-  std::deque<size_t> finished;
-  bool aborted = false;  // the transfers could not run: nothing more will finish
-  pool.parallel_for(requests.size() + 1, [&](size_t task) {
-    if (task == 0) {
-      try {
-        client.run(
-            http, responses,
-            [&](size_t i) {
-              {
-                std::lock_guard lock(mutex);
-                finished.push_back(i);
-              }
-              ready.notify_one();
-            },
-            true);
-      } catch (...) {
-        {
-          std::lock_guard lock(mutex);
-          aborted = true;
-        }
-        ready.notify_all();
-        throw;
-      }
-      return;
-    }
-    size_t i;
-    {
-      std::unique_lock lock(mutex);
-      ready.wait(lock, [&] { return aborted || !finished.empty(); });
-      if (finished.empty()) return;
-      i = finished.front();
-      finished.pop_front();
-    }
-    sink(i, http_store_value(store, requests[i], http[i], responses[i], client.options().forbidden_as_absent));
-    responses[i] = HttpResponse{};  // its pooled body goes back for the transfers still running
-  });
+  http_get_chained(client, store, requests, to_http, pool,
+                   [&](size_t i, std::optional<std::span<const std::byte>> value, const ReadMore&) { sink(i, value); });
 }
 
 class HttpStore final : public Store {
@@ -186,6 +220,11 @@ class HttpStore final : public Store {
   void get_each(std::span<const StoreRequest> requests, ThreadPool& pool, const ValueSink& sink) override {
     http_get_each(client_, describe(), requests, [&](const StoreRequest& request) { return get_request(request); }, pool,
                   sink);
+  }
+
+  void get_chained(std::span<const StoreRequest> requests, ThreadPool& pool, const ChainedSink& sink) override {
+    http_get_chained(client_, describe(), requests, [&](const StoreRequest& request) { return get_request(request); },
+                     pool, sink);
   }
 
   void set(const std::string& key, std::span<const std::byte>) override {

@@ -90,6 +90,11 @@ class S3Store final : public Store {
                   sink);
   }
 
+  void get_chained(std::span<const StoreRequest> requests, ThreadPool& pool, const ChainedSink& sink) override {
+    http_get_chained(client_, describe(), requests, [&](const StoreRequest& request) { return get_request(request); },
+                     pool, sink);
+  }
+
   void set(const std::string& key, std::span<const std::byte> value) override {
     check_key(describe(), key);
     HttpRequest http = s3_request("PUT", key, options_.credentials ? sigv4::sha256_hex(value) : "");

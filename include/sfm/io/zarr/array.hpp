@@ -9,7 +9,11 @@
 // the box crosses in dim 0 decodes only the rows it needs when the codecs allow (a lone blosc
 // codec decompresses only the blosc blocks holding them), into a pooled, uninitialised buffer:
 // random 128³ crops decode a half (128³ chunks) to two thirds (64³) of what whole chunks would.
-// Missing chunks read as the fill value. Copies of an Array share its cache and counters.
+// Such a chunk of an unsharded array is also read in parts (Store::get_chained): its blosc header
+// and block offsets (a guess of 4 KiB, more if the offsets go on), then the stored span of the
+// blocks holding those rows, each chunk's second read starting as soon as its first is answered;
+// the header and offsets are kept per chunk key, as shard indexes are, so later boxes read only
+// blocks. Missing chunks read as the fill value. Copies of an Array share its caches and counters.
 #pragma once
 
 #include <atomic>
@@ -21,6 +25,7 @@
 #include <mutex>
 #include <optional>
 #include <sstream>
+#include <tuple>
 #include <span>
 #include <string>
 #include <vector>
@@ -138,6 +143,8 @@ class Array {
     ChunkCache cache;
     std::mutex index_mutex;
     std::map<std::string, std::shared_ptr<const std::vector<uint64_t>>> shard_indexes;  // null = shard missing
+    std::mutex layout_mutex;
+    std::map<std::string, std::shared_ptr<const Bytes>> blosc_layouts;  // chunk key → blosc header and offsets
     std::atomic<uint64_t> requests{0}, bytes{0}, hits{0}, misses{0}, decoded{0}, decoded_bytes{0}, decode_ns{0};
   };
 
@@ -156,6 +163,13 @@ class Array {
     std::vector<int64_t> src, dst, extent;
   };
   using Place = std::function<void(Unit&, std::optional<ByteView>)>;
+  // Places a unit from the stored blocks [begin, begin + blocks.size()) holding the box's rows and
+  // the chunk's blosc header and offsets (`layout`).
+  using PlaceBlocks =
+      std::function<void(Unit&, const codec::BloscHeader&, ByteView layout, size_t begin, ByteView blocks)>;
+  // Writes the native bytes [offset, offset + out.size()) of a decoded chunk into `out`; false when
+  // it cannot decode part of the chunk alone.
+  using RowDecoder = std::function<bool(size_t offset, std::span<std::byte> out)>;
 
   static json parse_json(const Bytes& bytes, const Store& store, const std::string& key) {
     try {
@@ -202,16 +216,21 @@ class Array {
     count_decode(t0, chunk.size() * sizeof(float));
   }
 
-  // Decodes the dim-0 rows of a stored float32 chunk of `shape` from `row` on that fill `slab`, when
-  // the pipeline can decode part of a chunk alone (blosc: only the blocks holding those rows).
-  bool decode_rows(ByteView encoded, std::span<const int64_t> shape, int64_t row, const Pipeline& pipeline,
-                   const std::string& where, std::span<std::byte> slab) const {
-    const DataType& dtype = pipeline.dtype();
-    if (shape.empty() || dtype.kind != Kind::Float || dtype.size != 4) return false;
+  // Fills `slab` with the dim-0 rows of a chunk of `shape` from `row` on, as float32, from their
+  // native bytes, which `decode` writes: float32 straight into `slab`, other dtypes through a pooled
+  // buffer. False when `decode` cannot decode part of the chunk.
+  bool decode_rows(std::span<const int64_t> shape, int64_t row, const DataType& dtype, std::span<float> slab,
+                   const RowDecoder& decode) const {
     const auto t0 = std::chrono::steady_clock::now();
-    const size_t row_bytes = size_t(nd::count(shape.subspan(1))) * sizeof(float);
-    if (!pipeline.decode_range_into(encoded, shape, size_t(row) * row_bytes, slab, where)) return false;
-    count_decode(t0, slab.size());
+    const size_t offset = size_t(row) * size_t(nd::count(shape.subspan(1))) * size_t(dtype.size);
+    if (dtype.kind == Kind::Float && dtype.size == 4) {
+      if (!decode(offset, std::as_writable_bytes(slab))) return false;
+    } else {
+      BufferPool::Buffer native = BufferPool::shared().get(slab.size() * size_t(dtype.size));
+      if (!decode(offset, native.bytes())) return false;
+      convert_to_float(dtype, native.bytes().data(), slab.data(), slab.size());
+    }
+    count_decode(t0, slab.size() * sizeof(float));
     return true;
   }
 
@@ -240,7 +259,8 @@ class Array {
     return u.inner < 0 ? where : where + " inner chunk " + std::to_string(u.inner);
   }
 
-  void fetch_plain(std::vector<Unit*>& todo, const Place& place) const;
+  void fetch_chunks(std::vector<Unit*>& todo, std::span<const int64_t> start, std::span<const int64_t> shape,
+                    bool in_parts, const Place& place, const PlaceBlocks& place_blocks) const;
   void fetch_sharded(std::vector<Unit*>& todo, const Place& place) const;
 
   std::shared_ptr<State> state_;
@@ -306,8 +326,23 @@ inline void Array::read_box(std::span<const int64_t> start, std::span<const int6
   const auto copy = [&](const Overlap& o, const std::byte* chunk, std::span<const int64_t> chunk_shape) {
     nd::copy_box(reinterpret_cast<std::byte*>(out.data()), shape, o.dst, chunk, chunk_shape, o.src, o.extent, sizeof(float));
   };
+  // The unit's rows that the box overlaps, decoded alone by `decode`, into the box; false when
+  // `decode` cannot decode them alone.
+  const auto place_rows = [&](const Overlap& o, const RowDecoder& decode) {
+    std::vector<int64_t> slab_shape = unit_shape;
+    slab_shape[0] = o.extent[0];
+    const size_t slab_count = size_t(nd::count(slab_shape));
+    BufferPool::Buffer slab = BufferPool::shared().get(slab_count * sizeof(float));
+    if (!decode_rows(unit_shape, o.src[0], pipeline.dtype(), {reinterpret_cast<float*>(slab.bytes().data()), slab_count},
+                     decode))
+      return false;
+    Overlap in_slab = o;
+    in_slab.src[0] = 0;
+    copy(in_slab, slab.bytes().data(), slab_shape);
+    return true;
+  };
   const Place place = [&](Unit& u, std::optional<ByteView> encoded) {
-    Overlap o = overlap(u, start, shape);
+    const Overlap o = overlap(u, start, shape);
     u.placed = true;
     if (!encoded) {
       nd::fill_box(out.data(), shape, o.dst, o.extent, fill);
@@ -321,23 +356,26 @@ inline void Array::read_box(std::span<const int64_t> start, std::span<const int6
       u.data = std::move(owned);
       return;
     }
-    if (rank > 0 && o.extent[0] < unit_shape[0]) {
-      std::vector<int64_t> slab_shape = unit_shape;
-      slab_shape[0] = o.extent[0];
-      BufferPool::Buffer slab = BufferPool::shared().get(size_t(nd::count(slab_shape)) * sizeof(float));
-      if (decode_rows(*encoded, unit_shape, o.src[0], pipeline, where, slab.bytes())) {
-        o.src[0] = 0;
-        copy(o, slab.bytes().data(), slab_shape);
-        return;
-      }
-    }
+    if (rank > 0 && o.extent[0] < unit_shape[0] && place_rows(o, [&](size_t offset, std::span<std::byte> rows) {
+          return pipeline.decode_range_into(*encoded, unit_shape, offset, rows, where);
+        }))
+      return;
     BufferPool::Buffer chunk = BufferPool::shared().get(unit_count * sizeof(float));
     decode_unit(*encoded, unit_shape, pipeline, where, {reinterpret_cast<float*>(chunk.bytes().data()), unit_count});
     copy(o, chunk.bytes().data(), unit_shape);
   };
+  const PlaceBlocks place_blocks = [&](Unit& u, const codec::BloscHeader& header, ByteView layout, size_t begin,
+                                      ByteView blocks) {
+    u.placed = true;
+    const std::string where = where_unit(u);
+    place_rows(overlap(u, start, shape), [&](size_t offset, std::span<std::byte> rows) {
+      codec::blosc_decode_blocks_into(header, layout, begin, blocks, offset, rows, where);
+      return true;
+    });
+  };
   if (!todo.empty()) {
     if (state_->sharded) fetch_sharded(todo, place);
-    else fetch_plain(todo, place);
+    else fetch_chunks(todo, start, shape, !caching && rank > 0 && pipeline.lone_blosc(), place, place_blocks);
   }
   // The rest: cached chunks, and chunks a shard index says are missing (the fill value).
   std::vector<Unit*> rest;
@@ -353,13 +391,110 @@ inline void Array::read_box(std::span<const int64_t> start, std::span<const int6
     for (Unit* u : todo) state_->cache.put(u->cache_key, u->data);
 }
 
-inline void Array::fetch_plain(std::vector<Unit*>& todo, const Place& place) const {
+// Reads the chunks of `todo` and places each as it arrives. With `in_parts`, a chunk the box crosses
+// in dim 0 is read in parts: its blosc header and offsets (known, or a guess of the first 4 KiB, then
+// the rest of the offsets if they go on), then the span of the blocks holding the box's rows. The
+// whole chunk is read instead when the box needs all its rows, when the header rules a partial
+// decode out (memcpyed, another blosc format or size, a typesize that splits a row) or the blocks are
+// not stored in order, and when the guess already holds all of it.
+inline void Array::fetch_chunks(std::vector<Unit*>& todo, std::span<const int64_t> start, std::span<const int64_t> shape,
+                                bool in_parts, const Place& place, const PlaceBlocks& place_blocks) const {
+  enum Phase : size_t { kWhole, kGuess, kLayout, kBlocks, kPhases };
+  constexpr size_t kGuessBytes = 4096;
+  const std::vector<int64_t>& chunk = state_->meta.chunk_shape();
+  const size_t row_bytes = in_parts ? size_t(nd::count(std::span(chunk).subspan(1))) * size_t(state_->meta.dtype.size) : 0;
+  const size_t nbytes = in_parts ? row_bytes * size_t(chunk[0]) : 0;
+  struct Part {
+    size_t offset = 0, size = 0;              // the decoded bytes of the box's rows
+    std::shared_ptr<const Bytes> layout;      // blosc header and offsets, once known
+    codec::BloscHeader header;
+    size_t begin = 0, end = 0;                // the stored span of their blocks
+  };
+  std::vector<Part> parts(todo.size());
+  struct Read {
+    StoreRequest request;
+    size_t tag;  // unit * kPhases + phase
+  };
+  const auto whole = [&](size_t k) { return Read{{todo[k]->store_key, std::nullopt}, k * kPhases + kWhole}; };
+  // The read after unit k's layout is known: the blocks holding its rows, or the whole chunk.
+  const auto after_layout = [&](size_t k, std::shared_ptr<const Bytes> layout) {
+    Part& p = parts[k];
+    p.header = codec::blosc_header(*layout, where_unit(*todo[k]));
+    if (!codec::blosc_decodes_part(p.header, nbytes, p.offset, p.size)) return whole(k);
+    const auto span = codec::blosc_block_span(p.header, *layout, p.offset, p.size, where_unit(*todo[k]));
+    if (!span) return whole(k);
+    std::tie(p.begin, p.end) = *span;
+    p.layout = std::move(layout);
+    return Read{{todo[k]->store_key, ByteRange{int64_t(p.begin), int64_t(p.end - p.begin)}}, k * kPhases + kBlocks};
+  };
+  std::vector<Read> first;
+  for (size_t k = 0; k < todo.size(); ++k) {
+    const Overlap o = overlap(*todo[k], start, shape);
+    if (!in_parts || o.extent[0] == chunk[0]) {
+      first.push_back(whole(k));
+      continue;
+    }
+    parts[k].offset = size_t(o.src[0]) * row_bytes;
+    parts[k].size = size_t(o.extent[0]) * row_bytes;
+    std::shared_ptr<const Bytes> known;
+    {
+      std::lock_guard lock(state_->layout_mutex);
+      if (auto it = state_->blosc_layouts.find(todo[k]->store_key); it != state_->blosc_layouts.end()) known = it->second;
+    }
+    first.push_back(known ? after_layout(k, std::move(known))
+                          : Read{{todo[k]->store_key, ByteRange{0, int64_t(kGuessBytes)}}, k * kPhases + kGuess});
+  }
   std::vector<StoreRequest> requests;
-  for (Unit* u : todo) requests.push_back({u->store_key, std::nullopt});
+  for (const Read& r : first) requests.push_back(r.request);
   state_->requests += requests.size();
-  state_->store->get_each(requests, pool(), [&](size_t k, std::optional<ByteView> value) {
+  // Tags of the first reads are their indexes; later ones are first.size() + unit * kPhases + phase.
+  state_->store->get_chained(requests, pool(), [&](size_t tag, std::optional<ByteView> value, const ReadMore& more) {
+    const size_t code = tag < first.size() ? first[tag].tag : tag - first.size();
+    const size_t k = code / kPhases;
+    Unit& u = *todo[k];
+    Part& p = parts[k];
     if (value) state_->bytes += value->size();
-    place(*todo[k], value);
+    const auto read = [&](Read r) {
+      ++state_->requests;
+      more(std::move(r.request), first.size() + r.tag);
+    };
+    switch (Phase(code % kPhases)) {
+      case kWhole:
+        place(u, value);
+        return;
+      case kGuess:
+      case kLayout: {
+        if (!value) return place(u, value);  // no such chunk: the fill value
+        const codec::BloscHeader header = codec::blosc_header(*value, where_unit(u));
+        if (value->size() >= header.cbytes) return place(u, value);  // the whole chunk is in hand
+        if (value->size() < header.layout_bytes()) {
+          // The offsets go on past the guess; a shorter answer is a truncated chunk, which the whole
+          // chunk's decoder reports.
+          if (code % kPhases == kLayout || value->size() < kGuessBytes) return place(u, value);
+          return read({{u.store_key, ByteRange{0, int64_t(header.layout_bytes())}}, k * kPhases + kLayout});
+        }
+        auto layout = std::make_shared<const Bytes>(value->begin(), value->begin() + ptrdiff_t(header.layout_bytes()));
+        {
+          std::lock_guard lock(state_->layout_mutex);
+          if (state_->blosc_layouts.size() > 65536) state_->blosc_layouts.clear();
+          state_->blosc_layouts[u.store_key] = layout;
+        }
+        const Read next = after_layout(k, std::move(layout));
+        if (next.tag % kPhases == kBlocks && p.end <= value->size())  // the blocks are in hand too
+          return place_blocks(u, p.header, *p.layout, p.begin, value->subspan(p.begin, p.end - p.begin));
+        return read(next);
+      }
+      case kBlocks: {
+        const std::string where = where_unit(u);
+        SFM_CHECK(value.has_value(), where, ": the chunk disappeared between the reads of its header and of its blocks");
+        SFM_CHECK(value->size() == p.end - p.begin, where, ": bytes [", p.begin, ", ", p.end, ") of a ", p.header.cbytes,
+                  "-byte blosc chunk came back as ", value->size(), " bytes: truncated chunk");
+        return place_blocks(u, p.header, *p.layout, p.begin, *value);
+      }
+      case kPhases:
+        break;
+    }
+    fail("unreachable read phase");
   });
 }
 

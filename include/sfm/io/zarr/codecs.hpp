@@ -6,8 +6,9 @@
 // wrong, and never reads outside the input. blosc, zstd and lz4 also decode straight into a
 // caller's buffer (*_decode_into) when their header says the output has exactly its size; they
 // return false otherwise, and the caller takes the general path, which reports any mismatch.
-// blosc can decode a byte range of a chunk alone (blosc_decode_range_into), decompressing only the
-// blocks that hold it. The C libraries are Debian's (libblosc, libzstd, zlib, liblz4); a codec
+// blosc can decode a byte range of a chunk alone, decompressing only the blocks that hold it, from
+// the whole chunk (blosc_decode_range_into) or from its header, offsets and those blocks alone
+// (blosc_header, blosc_block_span, blosc_decode_blocks_into: what a network reader fetches). The C libraries are Debian's (libblosc, libzstd, zlib, liblz4); a codec
 // whose library was not found at build time fails with "unsupported: ...".
 #pragma once
 
@@ -16,11 +17,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "sfm/core/error.hpp"
+#include "sfm/io/buffer_pool.hpp"
 
 #if __has_include(<blosc.h>)
 #include <blosc.h>
@@ -158,7 +161,121 @@ inline bool blosc_decode_into(ByteView in, std::span<std::byte> out, const std::
 #endif
 }
 
-// Bytes [offset, offset + out.size()) of a blosc chunk of `nbytes` decoded bytes into `out`,
+// ---- blosc chunks read in parts -----------------------------------------------------------------
+// A blosc (1.x format) chunk is a 16-byte header (format version, codec version, flags, typesize,
+// then little-endian int32 nbytes, blocksize, cbytes), then, unless the memcpyed flag is set, one
+// int32 offset per block, then the compressed blocks, each from its offset on. blosc_getitem reads
+// only the header, the offsets of the blocks holding the items asked for, and those blocks (checked
+// against the c-blosc 1.x source: blocks outside the range are skipped before their offset is read,
+// and a block's reads are bounded by the header's cbytes). So a reader that fetches the header and
+// offsets, then the blocks a range of decoded bytes needs, decodes that range without the rest.
+constexpr size_t kBloscHeaderBytes = 16;
+
+struct BloscHeader {
+  int version = 0;
+  int flags = 0;
+  size_t typesize = 0, nbytes = 0, blocksize = 0, cbytes = 0;
+
+  bool memcpyed() const { return (flags & 0x2) != 0; }  // BLOSC_MEMCPYED: the blocks are stored as is
+  size_t blocks() const { return blocksize == 0 ? 0 : (nbytes + blocksize - 1) / blocksize; }
+  // The header and the offsets: what locating a block needs.
+  size_t layout_bytes() const { return kBloscHeaderBytes + (memcpyed() ? 0 : 4 * blocks()); }
+};
+
+// The header at the start of `head` (at least its 16 bytes), its sizes checked against each other.
+inline BloscHeader blosc_header(ByteView head, const std::string& where) {
+  SFM_CHECK(head.size() >= kBloscHeaderBytes, "blosc: ", where, ": ", head.size(),
+            " bytes, shorter than a blosc header: corrupt or truncated chunk");
+  BloscHeader h;
+  h.version = int(head[0]);
+  h.flags = int(head[2]);
+  h.typesize = size_t(head[3]);
+  h.nbytes = load_le32(head.data() + 4);
+  h.blocksize = load_le32(head.data() + 8);
+  h.cbytes = load_le32(head.data() + 12);
+  const bool sane = h.typesize > 0 && h.nbytes <= size_t(INT32_MAX) - kBloscHeaderBytes &&
+                    (h.nbytes == 0 || (h.blocksize > 0 && h.blocksize <= h.nbytes)) && h.cbytes >= h.layout_bytes();
+  SFM_CHECK(sane, "blosc: ", where, ": corrupt blosc header (typesize ", h.typesize, ", nbytes ", h.nbytes, ", blocksize ",
+            h.blocksize, ", cbytes ", h.cbytes, ")");
+  return h;
+}
+
+// Whether decoded bytes [offset, offset + size) of a chunk of `nbytes` decoded bytes with header `h`
+// can be decoded from the blocks holding them alone: blosc format 2 (what c-blosc 1.x writes and
+// blosc_getitem reads), blocks with offsets, the size the caller expects, whole items.
+inline bool blosc_decodes_part(const BloscHeader& h, size_t nbytes, size_t offset, size_t size) {
+  return h.version == 2 && !h.memcpyed() && h.nbytes == nbytes && size > 0 && offset % h.typesize == 0 &&
+         size % h.typesize == 0 && offset <= nbytes && size <= nbytes - offset;
+}
+
+// The stored bytes [begin, end) of the blocks that hold decoded bytes [offset, offset + size), from
+// `layout`, the chunk's first h.layout_bytes() bytes (blosc_decodes_part must hold). An offset outside
+// the chunk's blocks is an error; std::nullopt when the blocks are not stored in order (the caller
+// then decodes the whole chunk, whose decoder checks every block).
+inline std::optional<std::pair<size_t, size_t>> blosc_block_span(const BloscHeader& h, ByteView layout, size_t offset,
+                                                                  size_t size, const std::string& where) {
+  SFM_CHECK(layout.size() >= h.layout_bytes(), "blosc: ", where, ": ", layout.size(), " bytes of header and offsets, expected ",
+            h.layout_bytes());
+  const size_t first = offset / h.blocksize, last = (offset + size - 1) / h.blocksize;
+  const auto start = [&](size_t block) {
+    if (block == h.blocks()) return h.cbytes;
+    const size_t at = load_le32(layout.data() + kBloscHeaderBytes + 4 * block);
+    SFM_CHECK(at >= h.layout_bytes() && at < h.cbytes, "blosc: ", where, ": corrupt offset table: block ", block,
+              " starts at byte ", at, ", outside the chunk's blocks [", h.layout_bytes(), ", ", h.cbytes, ")");
+    return at;
+  };
+  const size_t begin = start(first);
+  size_t end = begin;
+  for (size_t block = first; block <= last; ++block) {
+    const size_t next = start(block + 1);
+    if (next <= end) return std::nullopt;
+    end = next;
+  }
+  return std::pair{begin, end};
+}
+
+#ifdef SFM_ZARR_HAVE_BLOSC
+// Items [offset, offset + out.size()) / typesize of `in`, a blosc buffer whose header states `cbytes`
+// no larger than in.size().
+inline void blosc_getitem_exact(ByteView in, size_t offset, std::span<std::byte> out, size_t typesize,
+                                const std::string& where) {
+  const int n = blosc_getitem(in.data(), int(offset / typesize), int(out.size() / typesize), out.data());
+  SFM_CHECK(n > 0 && size_t(n) == out.size(), "blosc: ", where, ": decompression failed (corrupt data, result ", n, ")");
+}
+#endif
+
+// Decoded bytes [offset, offset + out.size()) from a chunk's `layout` (header and offsets) and
+// `blocks`, its stored bytes from `begin` on as blosc_block_span named them. blosc_getitem runs on
+// a compact copy, the header's cbytes cut to the end of those blocks and their offsets moved with
+// them, so that whatever the chunk says, it reads nothing but the bytes given.
+inline void blosc_decode_blocks_into(const BloscHeader& h, ByteView layout, size_t begin, ByteView blocks, size_t offset,
+                                     std::span<std::byte> out, const std::string& where) {
+#ifdef SFM_ZARR_HAVE_BLOSC
+  SFM_CHECK(blosc_decodes_part(h, h.nbytes, offset, out.size()) && layout.size() >= h.layout_bytes() &&
+                begin >= h.layout_bytes() && h.layout_bytes() + blocks.size() <= size_t(INT32_MAX),
+            "blosc: ", where, ": blosc_decode_blocks_into: bytes [", offset, ", ", offset + out.size(),
+            ") cannot be decoded from blocks at ", begin);
+  const size_t head = h.layout_bytes();
+  BufferPool::Buffer compact = BufferPool::shared().get(head + blocks.size());
+  std::byte* data = compact.bytes().data();
+  std::memcpy(data, layout.data(), head);
+  store_le32(data + 12, uint32_t(head + blocks.size()));
+  const size_t first = offset / h.blocksize, last = (offset + out.size() - 1) / h.blocksize;
+  for (size_t block = 0; block < h.blocks(); ++block) {
+    const size_t at = block >= first && block <= last ? load_le32(layout.data() + kBloscHeaderBytes + 4 * block) : begin;
+    SFM_CHECK(at >= begin && at - begin < blocks.size(), "blosc: ", where, ": block ", block, " starts at byte ", at,
+              ", outside the fetched bytes [", begin, ", ", begin + blocks.size(), ")");
+    store_le32(data + kBloscHeaderBytes + 4 * block, uint32_t(head + (at - begin)));
+  }
+  std::memcpy(data + head, blocks.data(), blocks.size());
+  blosc_getitem_exact(compact.bytes(), offset, out, h.typesize, where);
+#else
+  (void)h, (void)layout, (void)begin, (void)blocks, (void)offset, (void)out;
+  fail("unsupported: blosc codec at ", where, " (sfm was built without libblosc)");
+#endif
+}
+
+// Bytes [offset, offset + out.size()) of a whole blosc chunk of `nbytes` decoded bytes into `out`,
 // decompressing only the blosc blocks that hold them. False when the header states another decoded
 // size or a typesize that does not divide the range (the caller then decodes the whole chunk).
 inline bool blosc_decode_range_into(ByteView in, size_t nbytes, size_t offset, std::span<std::byte> out,
@@ -167,14 +284,11 @@ inline bool blosc_decode_range_into(ByteView in, size_t nbytes, size_t offset, s
   SFM_CHECK(offset <= nbytes && out.size() <= nbytes - offset, "blosc: ", where, ": bytes [", offset, ", ",
             offset + out.size(), ") lie outside the ", nbytes, "-byte chunk");
   if (blosc_decoded_size(in, where) != nbytes) return false;
-  size_t typesize = 0;
-  int flags = 0;
-  blosc_cbuffer_metainfo(in.data(), &typesize, &flags);
-  if (typesize == 0 || offset % typesize != 0 || out.size() % typesize != 0) return false;
+  const BloscHeader h = blosc_header(in, where);
+  if (h.typesize == 0 || offset % h.typesize != 0 || out.size() % h.typesize != 0) return false;
   if (out.empty()) return true;
   // blosc_getitem trusts the header's compressed size; blosc_decoded_size checked it against the input.
-  const int n = blosc_getitem(in.data(), int(offset / typesize), int(out.size() / typesize), out.data());
-  SFM_CHECK(n > 0 && size_t(n) == out.size(), "blosc: ", where, ": decompression failed (corrupt data, result ", n, ")");
+  blosc_getitem_exact(in, offset, out, h.typesize, where);
   return true;
 #else
   (void)in, (void)nbytes, (void)offset, (void)out, (void)where;

@@ -224,8 +224,14 @@ class Pipeline {
     const size_t nbytes = size_t(nd::count(shape)) * size_t(dtype_.size);
     SFM_CHECK(offset <= nbytes && out.size() <= nbytes - offset, where, ": decode_range_into: bytes [", offset, ", ",
               offset + out.size(), ") of a ", nbytes, "-byte chunk");
-    if (!native_bytes() || b2b_.size() != 1 || b2b_[0].kind != stage::Compress::Blosc) return false;
+    if (!lone_blosc()) return false;
     return codec::blosc_decode_range_into(encoded, nbytes, offset, out, where);
+  }
+
+  // Whether the stored chunk is a blosc buffer of the native-order elements (one blosc codec, no
+  // transpose, no byte swap): then parts of it decode from the blosc blocks holding them alone.
+  bool lone_blosc() const {
+    return native_bytes() && b2b_.size() == 1 && b2b_[0].kind == stage::Compress::Blosc;
   }
 
   // Native-endian C-order elements of a chunk of `shape` → stored bytes.

@@ -52,8 +52,9 @@ class AdamW {
   }
 
   int64_t steps() const { return steps_; }
-  std::span<float> first_moment() { return m_; }
-  std::span<float> second_moment() { return v_; }
+  // The moments in backend memory (device memory on the Cuda backend).
+  std::span<float> first_moment() { return {m_.data(), m_.size()}; }
+  std::span<float> second_moment() { return {v_.data(), v_.size()}; }
   void set_steps(int64_t steps) { steps_ = steps; }
   int64_t state_bytes() const { return int64_t((m_.size() + v_.size()) * sizeof(float)); }
 

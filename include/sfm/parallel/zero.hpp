@@ -1,4 +1,5 @@
-// ZeroOptimizer<ZeroStage<k>, Comm>: sharded data-parallel AdamW (ZeRO stages 0–3) as a ParamStore.
+// ZeroOptimizer<ZeroStage<k>, Comm, Backend>: sharded data-parallel AdamW (ZeRO stages 0–3) as a
+// ParamStore.
 //
 // The model asks this store for each parameter group's parameters and gradient buffer; the store
 // decides where they live and reduces gradients as soon as a group's backward is done, overlapping
@@ -17,6 +18,12 @@
 // order, and the global gradient norm is summed from per-chunk partial sums in rank order. With a
 // communicator whose reductions sum in rank order (ThreadComm), all stages therefore produce the
 // same bits, which the tests check.
+//
+// Backend: where the buffers live and which kernels touch them. Cpu (the default) with a host-memory
+// communicator (Serial, Thread, MPI); Cuda with NcclComm, whose collectives run on their own stream:
+// order_after_compute() makes each collective start after the kernels that wrote its input, and
+// finish_collective() makes the kernels that read its output wait for it (kernels/cuda/
+// collective_order.cuh). The bookkeeping (slots, pending reductions, the layout) stays on the host.
 #pragma once
 
 #include <chrono>
@@ -30,6 +37,7 @@
 #include "sfm/comm/communicator.hpp"
 #include "sfm/core/error.hpp"
 #include "sfm/kernels/cpu/backend.hpp"
+#include "sfm/kernels/cpu/elementwise.hpp"
 #include "sfm/model/init.hpp"
 #include "sfm/model/param_store.hpp"
 #include "sfm/optim/adamw.hpp"
@@ -44,7 +52,7 @@ struct ZeroStage {
   static constexpr int value = Stage;
 };
 
-// Bytes one rank holds (fp32 everywhere on the CPU backend).
+// Bytes one rank holds (fp32 everywhere, on either backend).
 struct ZeroMemory {
   int64_t parameters = 0;  // parameter storage (full, or the shard in stage 3)
   int64_t gradients = 0;   // the gradient accumulator (full in stage 0, the shard otherwise)
@@ -69,6 +77,8 @@ template <class Stage, Communicator Comm, class Backend = Cpu>
 class ZeroOptimizer final : public ParamStore {
   static constexpr int stage = Stage::value;
   using Clock = std::chrono::steady_clock;
+  template <class T>
+  using Array = typename Backend::template Array<T>;
 
  public:
   ZeroOptimizer(const ParamTable& table, Comm& comm, ZeroOptions options = {})
@@ -81,8 +91,8 @@ class ZeroOptimizer final : public ParamStore {
     if (stage <= 1)
       full_grads_.assign(size_t(layout_.padded_size()), 0.0f);
     else
-      grad_slots_.assign(2, Slot{std::vector<float>(size_t(largest)), -1});
-    if (stage == 3) param_slots_.assign(2, Slot{std::vector<float>(size_t(largest)), -1});
+      grad_slots_ = make_slots(largest);
+    if (stage == 3) param_slots_ = make_slots(largest);
     for (const ShardBucket& b : layout_.buckets())
       if (stage == 0)
         adamw_.emplace_back(table, options_.adamw, b.begin, b.end);
@@ -96,7 +106,12 @@ class ZeroOptimizer final : public ParamStore {
 
   // DESIGN.md initialisation of the parameters this rank stores (equal to the single-rank init).
   void init_params(uint64_t seed) {
-    for_each_owned_range([&](int64_t begin, int64_t end, float* out) { init_param_range(*table_, seed, begin, end, out); });
+    std::vector<float> host;
+    for_each_owned_range([&](int64_t begin, int64_t end, float* out) {
+      host.resize(size_t(end - begin));
+      init_param_range(*table_, seed, begin, end, host.data());
+      copy_from_host(Backend{}, out, host.data(), end - begin);
+    });
   }
 
   // ParamStore --------------------------------------------------------------------------------
@@ -107,9 +122,11 @@ class ZeroOptimizer final : public ParamStore {
     } else {
       const int s = take_slot(param_slots_, group, /*complete_pending=*/false);
       float* full = param_slots_[size_t(s)].values.data();
-      std::copy_n(params_.data() + b.shard_offset, b.chunk, full + rank() * b.chunk);
-      comm_->all_gather(std::span<const float>(full + rank() * b.chunk, size_t(b.chunk)),
-                        std::span<float>(full, size_t(b.padded_size)));
+      copy_elements(Backend{}, full + rank() * b.chunk, params_.data() + b.shard_offset, b.chunk);
+      order_after_compute(Backend{}, *comm_);
+      auto gathered = comm_->all_gather_async(std::span<const float>(full + rank() * b.chunk, size_t(b.chunk)),
+                                              std::span<float>(full, size_t(b.padded_size)));
+      finish_collective(Backend{}, gathered);
       return {full, b.begin};
     }
   }
@@ -129,7 +146,7 @@ class ZeroOptimizer final : public ParamStore {
       group_slot_[size_t(group)] = s;
       buffer = grad_slots_[size_t(s)].values.data();
     }
-    std::fill_n(buffer, b.padded_size, 0.0f);
+    fill_zero(Backend{}, buffer, b.padded_size);
     return {buffer, b.begin};
   }
 
@@ -138,6 +155,7 @@ class ZeroOptimizer final : public ParamStore {
     const int slot = stage <= 1 ? -1 : group_slot_[size_t(group)];
     const std::span<float> full(gradient_buffer(b, slot), size_t(b.padded_size));
     launch_times_.push_back(seconds_since_start());
+    order_after_compute(Backend{}, *comm_);  // the backward's kernels wrote `full`
     if constexpr (stage == 0)
       pending_.push_back({group, slot, comm_->all_reduce_async(full, ReduceOp::sum)});
     else
@@ -168,14 +186,15 @@ class ZeroOptimizer final : public ParamStore {
       }
     }
     if constexpr (stage == 1 || stage == 2) {
+      order_after_compute(Backend{}, *comm_);  // AdamW wrote the owned chunks
       std::vector<typename Comm::Handle> gathers;
       for (const ShardBucket& b : buckets) {
         const std::span<float> full(params_.data() + b.padded_offset, size_t(b.padded_size));
         gathers.push_back(comm_->all_gather_async(std::span<const float>(full.subspan(size_t(rank() * b.chunk), size_t(b.chunk))), full));
       }
-      for (auto& handle : gathers) handle.wait();
+      for (auto& handle : gathers) finish_collective(Backend{}, handle);
     }
-    std::fill(accumulated_.begin(), accumulated_.end(), 0.0f);
+    fill_zero(Backend{}, accumulated_.data(), int64_t(accumulated_.size()));
     ++steps_;
     return norm;
   }
@@ -218,14 +237,14 @@ class ZeroOptimizer final : public ParamStore {
     SFM_CHECK(state.params.size() == n && state.exp_avg.size() == n && state.exp_avg_sq.size() == n,
               "optimizer state holds ", state.params.size(), " parameters, the model has ", n);
     for_each_owned_range([&](int64_t begin, int64_t end, float* out) {
-      std::copy(state.params.begin() + begin, state.params.begin() + end, out);
+      copy_from_host(Backend{}, out, state.params.data() + begin, end - begin);
     });
     const auto& buckets = layout_.buckets();
     for (size_t k = 0; k < buckets.size(); ++k) {
       const int64_t begin = stage == 0 ? buckets[k].begin : buckets[k].chunk_begin(rank());
       const auto m = adamw_[k].first_moment(), v = adamw_[k].second_moment();
-      std::copy_n(state.exp_avg.begin() + begin, m.size(), m.begin());
-      std::copy_n(state.exp_avg_sq.begin() + begin, v.size(), v.begin());
+      copy_from_host(Backend{}, m.data(), state.exp_avg.data() + begin, int64_t(m.size()));
+      copy_from_host(Backend{}, v.data(), state.exp_avg_sq.data() + begin, int64_t(v.size()));
       adamw_[k].set_steps(state.steps);
     }
     steps_ = state.steps;
@@ -233,7 +252,7 @@ class ZeroOptimizer final : public ParamStore {
 
  private:
   struct Slot {
-    std::vector<float> values;
+    Array<float> values;
     int group;  // -1: free
   };
   struct Pending {
@@ -241,6 +260,13 @@ class ZeroOptimizer final : public ParamStore {
     int slot;  // the gradient slot (stages 2–3), -1 for the full buffer
     typename Comm::Handle handle;
   };
+
+  // Two free slots of n floats (Array is move-only on the Cuda backend: no copies of one slot).
+  static std::vector<Slot> make_slots(int64_t n) {
+    std::vector<Slot> slots;
+    for (int i = 0; i < 2; ++i) slots.push_back(Slot{Array<float>(size_t(n)), -1});
+    return slots;
+  }
 
   // Where a bucket's gradients of the current micro-batch live: the full buffer or a slot.
   float* gradient_buffer(const ShardBucket& b, int slot) {
@@ -285,17 +311,13 @@ class ZeroOptimizer final : public ParamStore {
   void complete_oldest() {
     Pending p = std::move(pending_.front());
     pending_.pop_front();
-    p.handle.wait();
+    finish_collective(Backend{}, p.handle);
     const ShardBucket& b = bucket(p.group);
     const float* full = gradient_buffer(b, p.slot);
-    if constexpr (stage == 0) {
-      float* acc = accumulated_.data() + b.padded_offset;
-      for (int64_t i = 0; i < b.padded_size; ++i) acc[i] += full[i];
-    } else {
-      const float* reduced = full + rank() * b.chunk;
-      float* acc = accumulated_.data() + b.shard_offset;
-      for (int64_t i = 0; i < b.chunk; ++i) acc[i] += reduced[i];
-    }
+    if constexpr (stage == 0)
+      add_inplace(Backend{}, accumulated_.data() + b.padded_offset, full, b.padded_size);
+    else
+      add_inplace(Backend{}, accumulated_.data() + b.shard_offset, full + rank() * b.chunk, b.chunk);
     if (p.slot >= 0) grad_slots_[size_t(p.slot)].group = -1;
   }
 
@@ -315,13 +337,16 @@ class ZeroOptimizer final : public ParamStore {
       for (const ShardBucket& b : buckets) {
         const float* chunk = stage == 0 ? accumulated_.data() + b.padded_offset + r * b.chunk
                                         : accumulated_.data() + b.shard_offset;
-        for (int64_t i = 0; i < b.chunk; ++i) sum += double(chunk[i]) * double(chunk[i]);
+        sum = squared_norm(Backend{}, chunk, b.chunk, sum);
       }
       partials[size_t(r)] = sum;
     }
-    if constexpr (stage > 0) {
-      const double mine = partials[size_t(rank())];
-      comm_->all_gather(std::span<const double>(&mine, 1), std::span<double>(partials));
+    if constexpr (stage > 0) {  // through backend memory: a device communicator takes device pointers
+      Array<double> mine(size_t(1)), all(partials.size());
+      copy_from_host(Backend{}, mine.data(), &partials[size_t(rank())], 1);
+      order_after_compute(Backend{}, *comm_);
+      comm_->all_gather(std::span<const double>(mine.data(), 1), std::span<double>(all.data(), all.size()));
+      copy_to_host(Backend{}, partials.data(), all.data(), int64_t(all.size()));
     }
     double total = 0;
     for (double p : partials) total += p;
@@ -334,20 +359,23 @@ class ZeroOptimizer final : public ParamStore {
   std::vector<float> gather_flat(Chunk chunk, bool replicated) {
     std::vector<float> flat(size_t(table_->size()));
     const auto& buckets = layout_.buckets();
+    Array<float> mine, full;
     for (size_t k = 0; k < buckets.size(); ++k) {
       const ShardBucket& b = buckets[k];
       if (replicated) {
-        std::copy_n(params_.data() + b.padded_offset, b.end - b.begin, flat.begin() + b.begin);
+        copy_to_host(Backend{}, flat.data() + b.begin, params_.data() + b.padded_offset, b.end - b.begin);
         continue;
       }
       if (stage == 0) {  // moments are replicated too: this rank's AdamW covers the whole bucket
-        std::copy_n(chunk(b, k), b.end - b.begin, flat.begin() + b.begin);
+        copy_to_host(Backend{}, flat.data() + b.begin, chunk(b, k), b.end - b.begin);
         continue;
       }
-      std::vector<float> mine(size_t(b.chunk), 0.0f), full(size_t(b.padded_size));
-      std::copy_n(chunk(b, k), b.chunk_end(rank()) - b.chunk_begin(rank()), mine.begin());
-      comm_->all_gather(std::span<const float>(mine), std::span<float>(full));
-      std::copy_n(full.begin(), b.end - b.begin, flat.begin() + b.begin);
+      mine.assign(size_t(b.chunk), 0.0f);
+      full.assign(size_t(b.padded_size), 0.0f);
+      copy_elements(Backend{}, mine.data(), chunk(b, k), b.chunk_end(rank()) - b.chunk_begin(rank()));
+      order_after_compute(Backend{}, *comm_);
+      comm_->all_gather(std::span<const float>(mine.data(), mine.size()), std::span<float>(full.data(), full.size()));
+      copy_to_host(Backend{}, flat.data() + b.begin, full.data(), b.end - b.begin);
     }
     return flat;
   }
@@ -356,9 +384,10 @@ class ZeroOptimizer final : public ParamStore {
   Comm* comm_;
   ZeroOptions options_;
   ShardLayout layout_;
-  std::vector<float> params_;       // padded full (stages 0–2) or this rank's shard (stage 3)
-  std::vector<float> accumulated_;  // reduced gradients: padded full (stage 0) or the shard
-  std::vector<float> full_grads_;   // stages 0–1: this micro-batch's gradients, padded full
+  // Backend memory (host vectors on Cpu, DeviceArray on Cuda):
+  Array<float> params_;             // padded full (stages 0–2) or this rank's shard (stage 3)
+  Array<float> accumulated_;        // reduced gradients: padded full (stage 0) or the shard
+  Array<float> full_grads_;         // stages 0–1: this micro-batch's gradients, padded full
   std::vector<Slot> grad_slots_;    // stages 2–3: bucket-sized gradient buffers
   std::vector<Slot> param_slots_;   // stage 3: gathered parameter groups
   std::vector<int> group_slot_;     // stages 2–3: the gradient slot of each group in flight

@@ -22,4 +22,15 @@ struct Cpu {
 // Waits for the backend's queued work: the Cpu backend runs everything synchronously.
 inline void synchronize(Cpu) {}
 
+// Order between the backend's kernels and a communicator's collectives (ZeroOptimizer). Host-memory
+// communicators (Serial, Thread, MPI) read what the synchronous CPU kernels already wrote, so
+// nothing has to happen before a collective; after it, the host waits for the handle before the
+// next kernel. The Cuda twins (kernels/cuda/collective_order.cuh) order streams instead.
+template <class Comm>
+void order_after_compute(Cpu, Comm&) {}
+template <class Handle>
+void finish_collective(Cpu, Handle& handle) {
+  handle.wait();
+}
+
 }  // namespace sfm

@@ -1,5 +1,6 @@
-// Elementwise helpers and host transfers (CPU): y += x, fill with zeros, Σx², and the copies between
-// host memory and backend memory (plain copies here; the Cuda backend moves data to the device).
+// Elementwise helpers and host transfers (CPU): y += x, fill with zeros, Σx², copies within backend
+// memory, and the copies between host memory and backend memory (plain copies here; the Cuda
+// backend moves data to the device).
 #pragma once
 
 #include <algorithm>
@@ -20,11 +21,18 @@ void fill_zero(Cpu, T* y, int64_t n) {
   std::fill(y, y + n, T(0));
 }
 
-// Σ x[i]² in double, in index order.
-inline double squared_norm(Cpu, const float* x, int64_t n) {
-  double sum = 0;
+// start + Σ x[i]² in double, in index order (a start lets a caller sum several ranges as one
+// sequence: ZeRO's global norm keeps one running sum over its buckets).
+inline double squared_norm(Cpu, const float* x, int64_t n, double start = 0) {
+  double sum = start;
   for (int64_t i = 0; i < n; ++i) sum += double(x[i]) * double(x[i]);
   return sum;
+}
+
+// dst[0, n) = src[0, n), both in backend memory (the ranges do not overlap).
+template <class T>
+void copy_elements(Cpu, T* dst, const T* src, int64_t n) {
+  std::copy_n(src, n, dst);
 }
 
 // Backend memory ← host memory, and back.

@@ -68,6 +68,7 @@ class CudaContext {
     // orders with our kernels, so forgetting the stream is slow, never wrong.
     SFM_CUDA_CHECK(cudaStreamCreate(&stream));
     SFM_CUDA_CHECK(cudaStreamCreate(&comm_stream));
+    SFM_CUDA_CHECK(cudaEventCreateWithFlags(&marker, cudaEventDisableTiming));
     SFM_CUBLAS_CHECK(cublasLtCreate(&lt));
     SFM_CUDA_CHECK(cudaMalloc(&workspace, workspace_bytes));
   }
@@ -75,6 +76,7 @@ class CudaContext {
     if (scratch_) cudaFree(scratch_);
     if (workspace) cudaFree(workspace);
     if (lt) cublasLtDestroy(lt);
+    if (marker) cudaEventDestroy(marker);
     if (comm_stream) cudaStreamDestroy(comm_stream);
     if (stream) cudaStreamDestroy(stream);
   }
@@ -99,6 +101,9 @@ class CudaContext {
   int device = 0;
   cudaStream_t stream = nullptr;       // every kernel of the backend
   cudaStream_t comm_stream = nullptr;  // collectives (NCCL), overlapped with compute
+  // Recorded on `stream` to make another stream wait for the work queued so far (collective_order.cuh).
+  // One event serves every such wait: cudaStreamWaitEvent waits for the record made before it.
+  cudaEvent_t marker = nullptr;
   cublasLtHandle_t lt = nullptr;
   void* workspace = nullptr;  // cuBLASLt workspace (32 MiB, the size NVIDIA recommends for Hopper)
   size_t workspace_bytes = size_t{32} << 20;

@@ -1,4 +1,5 @@
-// Elementwise helpers and host transfers (CUDA): y += x, fill with zeros, Σx², host ↔ device copies.
+// Elementwise helpers and host transfers (CUDA): y += x, fill with zeros, Σx², device → device and
+// host ↔ device copies.
 // Reference: kernels/cpu/elementwise.hpp.
 #pragma once
 
@@ -36,17 +37,25 @@ __global__ inline void squared_norm_partials_kernel(double* partial, const float
 
 }  // namespace cuda_detail
 
-// Σ x[i]² in double (synchronises: the result comes back to the host).
-inline double squared_norm(Cuda, const float* x, int64_t n) {
-  if (n <= 0) return 0;
+// start + Σ x[i]² in double (synchronises: the result comes back to the host). The block partials
+// are added to `start` in block order, so summing ranges one after another keeps a fixed order.
+inline double squared_norm(Cuda, const float* x, int64_t n, double start = 0) {
+  if (n <= 0) return start;
   const int blocks = int(std::min<int64_t>(1024, (n + cuda_detail::kNormThreads - 1) / cuda_detail::kNormThreads));
   DeviceArray<double> partial(static_cast<size_t>(blocks));
   cuda_detail::squared_norm_partials_kernel<<<blocks, cuda_detail::kNormThreads, 0, cuda_context().stream>>>(
       partial.data(), x, n);
   SFM_CUDA_CHECK_LAUNCH();
-  double sum = 0;
+  double sum = start;
   for (double p : partial.to_host()) sum += p;
   return sum;
+}
+
+// dst[0, n) = src[0, n), both device memory, on the compute stream (the CPU's std::copy_n).
+template <class T>
+void copy_elements(Cuda, T* dst, const T* src, int64_t n) {
+  if (n <= 0) return;
+  SFM_CUDA_CHECK(cudaMemcpyAsync(dst, src, size_t(n) * sizeof(T), cudaMemcpyDeviceToDevice, cuda_context().stream));
 }
 
 // Device memory ← host memory, and back (the copy back waits for the compute stream).

@@ -5,6 +5,7 @@
 #include "sfm/kernels/cuda/adamw.cuh"
 #include "sfm/kernels/cuda/attention.cuh"
 #include "sfm/kernels/cuda/backend.cuh"
+#include "sfm/kernels/cuda/collective_order.cuh"
 #include "sfm/kernels/cuda/elementwise.cuh"
 #include "sfm/kernels/cuda/gelu.cuh"
 #include "sfm/kernels/cuda/layernorm.cuh"

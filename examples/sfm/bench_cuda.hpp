@@ -1,4 +1,4 @@
-// The CUDA half of `sfm bench train` (bench_cuda.cu, compiled by nvcc when CMake finds CUDA, which
+// The CUDA half of `sfm bench train` (cuda.cu, compiled by nvcc when CMake finds CUDA, which
 // then defines SFM_CLI_HAVE_CUDA for the rest of the CLI).
 #pragma once
 

@@ -2,7 +2,8 @@
 // include/sfm/train/trainer.hpp behind a command line (config schema: docs/training.md).
 //
 // Launched by mpirun/srun (detected from the launcher's environment, so a plain `sfm train` never
-// initialises MPI) it runs on MpiComm over all ranks, else on SerialComm. With --resume and no
+// initialises MPI) it runs on MpiComm over all ranks, else on SerialComm. With `"backend": "cuda"`
+// that host world only bootstraps an NcclComm, one GPU per rank (train_cuda.cu). With --resume and no
 // CONFIG the configuration stored in the checkpoint is used (--set still applies, e.g. another dp).
 // Errors found before training starts are the same on every rank and printed by rank 0 only; an
 // error during training on one rank aborts the whole MPI job, so no rank waits forever.
@@ -15,6 +16,9 @@
 #include "cli.hpp"
 #include "sfm/comm/serial.hpp"
 #include "sfm/train/trainer.hpp"
+#ifdef SFM_CLI_HAVE_CUDA_TRAIN
+#include "train_cuda.hpp"
+#endif
 #if __has_include(<mpi.h>)
 #include "sfm/comm/mpi.hpp"
 #endif
@@ -53,13 +57,25 @@ nlohmann::json effective_config(const Args& args) {
   return config;
 }
 
+#ifndef SFM_CLI_HAVE_CUDA_TRAIN
+template <class Comm>
+TrainResult train_cuda(const TrainConfig&, Comm&, const TrainOptions&) {
+#ifdef SFM_CLI_HAVE_CUDA
+  fail("backend cuda: this sfm was built without NCCL or MPI, which the CUDA trainer runs on");
+#else
+  fail("backend cuda: this sfm was built without CUDA");
+#endif
+}
+#endif
+
 template <class Comm>
 int train_on(const TrainConfig& config, Comm& world, const Args& args, bool& started) {
   TrainOptions options;
   if (args.has("resume")) options.resume = args.get("resume");
   options.console = world.rank() == 0 ? stderr : nullptr;
   options.started = [&] { started = true; };
-  const TrainResult result = train(config, world, options);
+  const TrainResult result =
+      config.backend == "cuda" ? train_cuda(config, world, options) : train(config, world, options);
   if (world.rank() == 0 && !result.losses.empty())
     std::fprintf(stderr, "sfm train: %lld steps in %.1f s, loss %.4f → %.4f, data wait %.1f%%, output %s\n",
                  (long long)(result.end_step - result.first_step), result.seconds, result.losses.front(),

@@ -67,7 +67,6 @@ TEST_CASE("bad input: one error line, exit status 2, nothing overwritten") {
       {with("--set data.shape=[40,40,4]"), "smaller than one patch"},
       {with("--set parallel.dp=2 --set train.micro_batch=2"), "1 process(es) were launched"},
       {with("--set output.overwrite=false"), "already holds a run"},
-      {with("--set backend=cuda"), "not available in this build"},
   };
   for (const auto& [command, expected] : cases) {
     INFO(command);
@@ -78,6 +77,13 @@ TEST_CASE("bad input: one error line, exit status 2, nothing overwritten") {
     INFO(o.err);
   }
   CHECK(std::filesystem::last_write_time(std::filesystem::path(run_dir) / "checkpoint-2" / "model.safetensors") == stamp);
+  // The CUDA backend (in a directory of its own): it trains on a GPU machine; without a GPU (or a
+  // CUDA build) one error line, status 2.
+  const Outcome gpu = run(with("--set backend=cuda --set output.dir=" + (train_tmp("cli") / "cuda").string()));
+  INFO("sfm train --set backend=cuda: status " << gpu.status << ", stderr " << gpu.err);
+  if (gpu.status != 0)
+    CHECK((gpu.status == 2 && gpu.err.find("backend cuda: ") != std::string::npos &&
+           std::count(gpu.err.begin(), gpu.err.end(), '\n') == 1));
 
   // Under mpiexec: P = 2 but dp × cp = 1 — still one line from sfm (rank 0), status 2.
   const Outcome mpi = run(std::string(SFM_MPIEXEC) + " -n 2 --oversubscribe " + with(""));

@@ -1,5 +1,6 @@
 // NcclComm: GPU ranks, one per GPU, bootstrapped through MPI (rank 0's ncclGetUniqueId is
-// broadcast with MPI_Bcast, then ncclCommInitRank on the current device). Spans are device memory.
+// broadcast with MPI_Bcast, then ncclCommInitRank on the current device), or one rank alone
+// (ncclCommInitAll, no MPI). Spans are device memory.
 //
 // Operations are enqueued on the communicator's stream (a communication stream the caller gives).
 // The synchronous forms return once the stream has finished them; the async forms return a Handle
@@ -114,6 +115,13 @@ class NcclComm : public AsyncCollectives<NcclComm> {
     if (bootstrap.rank() == 0) nccl_detail::check(ncclGetUniqueId(&id), "ncclGetUniqueId");
     mpi_detail::check(MPI_Bcast(&id, int(sizeof id), MPI_BYTE, 0, bootstrap.native()), "MPI_Bcast");
     nccl_detail::check(ncclCommInitRank(&comm_, bootstrap.size(), id, bootstrap.rank()), "ncclCommInitRank");
+    init();
+  }
+  // One rank alone, without MPI (a single-GPU run with no launcher). Uses the current CUDA device.
+  explicit NcclComm(cudaStream_t stream) : stream_(stream) {
+    int device = 0;
+    nccl_detail::check(cudaGetDevice(&device), "cudaGetDevice");
+    nccl_detail::check(ncclCommInitAll(&comm_, 1, &device), "ncclCommInitAll");
     init();
   }
   NcclComm(NcclComm&& other) noexcept { swap(other); }

@@ -9,9 +9,16 @@
 // ZeroOptimizer are those of the whole batch; `parallel.zero` picks ZeroOptimizer<ZeroStage<k>> at
 // run time. Samples and masks are pure functions of (seed, step, sample index), and checkpoints
 // hold the unsharded state, so a resumed run — at any world size — continues the same run.
+//
+// Backend: Cpu (the default, any host communicator) or Cuda (compiled by nvcc, with NcclComm): the
+// model, its parameters, gradients and optimizer state live in that backend's memory; the loader,
+// the scalar reductions, checkpoints (gathered to the host, so backend-neutral), previews and
+// metrics are the same loop either way. train<Cuda>(config, nccl_world) is the GPU run; context
+// parallelism (cp > 1) runs the CPU attention kernels and is refused on Cuda.
 #pragma once
 
 #include <chrono>
+#include <concepts>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -26,7 +33,9 @@
 #include "sfm/mae/mask.hpp"
 #include "sfm/model/vit_mae.hpp"
 #include "sfm/optim/lr_schedule.hpp"
+#if !defined(__CUDACC__)  // the CPU attention kernels (Eigen) of cp > 1 stay out of nvcc, as in vit_mae.hpp
 #include "sfm/parallel/attention.hpp"
+#endif
 #include "sfm/parallel/mesh.hpp"
 #include "sfm/parallel/zero.hpp"
 #include "sfm/train/config.hpp"
@@ -76,11 +85,15 @@ inline std::shared_ptr<const CropSampler> make_crop_sampler(const TrainConfig& c
   return std::make_shared<const CropSampler>(std::move(volumes), o);
 }
 
-// Checks what only the world and the build know; throws before anything is written.
-template <class Comm>
+// Checks what only the world and the build know; throws before anything is written. A trainer runs
+// one backend: train<Cpu> (any build) or train<Cuda> (compiled by nvcc; the CLI picks by `backend`).
+template <class Backend, class Comm>
 void check_train_setup(const TrainConfig& c, const Comm& world, const TrainOptions& options) {
-  SFM_CHECK(c.backend == "cpu", "config: backend \"", c.backend, "\" is not available in this build (the CUDA model ",
-            "is not integrated into the trainer yet); use \"cpu\"");
+  SFM_CHECK(c.backend == Backend::name, "config: backend \"", c.backend, "\" is not available in this build (this ",
+            "trainer runs the \"", Backend::name, "\" backend; the CUDA one is compiled by nvcc)");
+  SFM_CHECK(c.cp == 1 || (std::same_as<Backend, Cpu>), "config: parallel.cp = ", c.cp, " with backend \"",
+            c.backend, "\": context parallelism (", c.attention, " attention) is not wired to NCCL yet; use ",
+            "parallel.cp = 1 (dp and ZeRO work on the GPU)");
   SFM_CHECK(world.size() == c.dp * c.cp, "parallel.dp × parallel.cp = ", c.dp, " × ", c.cp, " = ", c.dp * c.cp,
             " ranks, but ", world.size(), " process(es) were launched (run: mpirun -np ", c.dp * c.cp, " sfm train …)");
   if (options.resume.empty())
@@ -88,6 +101,7 @@ void check_train_setup(const TrainConfig& c, const Comm& world, const TrainOptio
               "--resume ", c.dir, ", pick another output.dir, or set output.overwrite=true");
 }
 
+#if !defined(__CUDACC__)
 // The context-parallel group of parallel.attention over `cp_comm` (cp > 1).
 template <class Comm>
 std::unique_ptr<ContextParallel> make_context_parallel(const std::string& attention, Comm& cp_comm) {
@@ -96,14 +110,18 @@ std::unique_ptr<ContextParallel> make_context_parallel(const std::string& attent
   fail("config: parallel.attention: '", attention, "' cannot split a sequence over cp = ", cp_comm.size(),
        " ranks (use ring or all_gather)");
 }
+#endif
 
 // len_keep of parallel.mask: AdaptiveMask makes the encoder sequence split evenly over cp.
 inline int64_t train_len_keep(const TrainConfig& c) {
   return c.mask == "adaptive" ? AdaptiveMask{c.cp}.len_keep(c.model) : RandomMask::len_keep(c.model);
 }
 
-template <class Stage, class Comm>
+template <class Stage, class Comm, class Backend = Cpu>
 class Trainer {
+  template <class T>
+  using Array = typename Backend::template Array<T>;
+
  public:
   Trainer(const TrainConfig& config, Comm& world, TrainOptions options)
       : c_(config), world_(world), options_(std::move(options)), mesh_(world, config.cp),
@@ -111,10 +129,11 @@ class Trainer {
         zero_(model_.table(), world, ZeroOptions{AdamWConfig{0.9, 0.95, 1e-8, config.weight_decay}, config.overlap}) {
     model_.use_param_store(zero_);
     model_.set_recompute(c_.recompute);
-    if (c_.cp > 1) {
-      context_ = make_context_parallel(c_.attention, mesh_.context_parallel());
-      model_.use_context_parallel(*context_);
-    }
+    if constexpr (std::same_as<Backend, Cpu>)  // check_train_setup refuses cp > 1 on Cuda
+      if (c_.cp > 1) {
+        context_ = make_context_parallel(c_.attention, mesh_.context_parallel());
+        model_.use_context_parallel(*context_);
+      }
   }
 
   TrainResult run() {
@@ -175,14 +194,14 @@ class Trainer {
         const MaskPlan mask = mask_from_noise(
             mask_noise(c_.seed, uint64_t(step), uint64_t(batch.first_sample), c_.micro_batch, N), c_.micro_batch, N,
             len_keep);
-        loss += model_.forward(batch.crops.data(), mask, hidden_total);
+        loss += model_.forward(model_input(batch), mask, hidden_total);
         if (preview && micro == 0) sample = capture(batch, mask);
         model_.backward();
       }
       double sums[1] = {loss};
-      world_.all_reduce(std::span<double>(sums));
+      reduce_scalars(sums, ReduceOp::sum);
       double maxima[2] = {wait, stop && stop->requested() ? 1.0 : 0.0};
-      world_.all_reduce(std::span<double>(maxima), ReduceOp::max);
+      reduce_scalars(maxima, ReduceOp::max);
       const double lr = schedule.at(step);
       const double grad_norm = zero_.step(lr, c_.clip_grad);
       result.losses.push_back(sums[0] / double(c_.cp));
@@ -234,6 +253,28 @@ class Trainer {
                 "; the run would not continue the same sample sequence");
   }
 
+  // The micro-batch's crops where the model reads them: the loader's host buffer on Cpu; on Cuda a
+  // device copy, in one buffer reallocated only when the size changes.
+  const float* model_input(const LoadedBatch& batch) {
+    if constexpr (std::same_as<Backend, Cpu>) {
+      return batch.crops.data();
+    } else {
+      if (crops_.size() != batch.crops.size()) crops_ = Array<float>(batch.crops.size());
+      copy_from_host(Backend{}, crops_.data(), batch.crops.data(), int64_t(batch.crops.size()));
+      return crops_.data();
+    }
+  }
+
+  // All-reduces a few host scalars over the world through backend memory, as ZeroOptimizer's norm
+  // partials: a device communicator (NcclComm) takes device pointers. On Cpu the copies are exact.
+  void reduce_scalars(std::span<double> values, ReduceOp op) {
+    if (scalars_.size() != values.size()) scalars_ = Array<double>(values.size());
+    copy_from_host(Backend{}, scalars_.data(), values.data(), int64_t(values.size()));
+    order_after_compute(Backend{}, world_);
+    world_.all_reduce(std::span<double>(scalars_.data(), scalars_.size()), op);
+    copy_to_host(Backend{}, values.data(), scalars_.data(), int64_t(values.size()));
+  }
+
   // Sample 0 of the micro-batch just run: its volume, mask and prediction (collective over the cp
   // group, which gathers the prediction's rows).
   PreviewSample capture(const LoadedBatch& batch, const MaskPlan& mask) {
@@ -265,20 +306,23 @@ class Trainer {
   Comm& world_;
   TrainOptions options_;
   Mesh<Comm> mesh_;
-  VitMae<Cpu> model_;
-  ZeroOptimizer<Stage, Comm> zero_;
-  std::unique_ptr<ContextParallel> context_;  // cp > 1: the model's context-parallel group
+  VitMae<Backend> model_;
+  ZeroOptimizer<Stage, Comm, Backend> zero_;
+  std::unique_ptr<ContextParallel> context_;  // cp > 1 (Cpu): the model's context-parallel group
+  Array<float> crops_;     // Cuda: the micro-batch's crops on the device
+  Array<double> scalars_;  // the scalars of reduce_scalars
 };
 
-// Runs `config` on `world`, dispatching parallel.zero onto ZeroOptimizer<ZeroStage<k>, Comm>.
-template <class Comm>
+// Runs `config` on `world`, dispatching parallel.zero onto ZeroOptimizer<ZeroStage<k>, Comm, Backend>.
+// train(config, world): the CPU trainer; train<Cuda>(config, nccl_world) in a file nvcc compiles.
+template <class Backend = Cpu, class Comm>
 TrainResult train(const TrainConfig& config, Comm& world, const TrainOptions& options = {}) {
-  check_train_setup(config, world, options);
+  check_train_setup<Backend>(config, world, options);
   switch (config.zero) {
-    case 0: return Trainer<ZeroStage<0>, Comm>(config, world, options).run();
-    case 1: return Trainer<ZeroStage<1>, Comm>(config, world, options).run();
-    case 2: return Trainer<ZeroStage<2>, Comm>(config, world, options).run();
-    case 3: return Trainer<ZeroStage<3>, Comm>(config, world, options).run();
+    case 0: return Trainer<ZeroStage<0>, Comm, Backend>(config, world, options).run();
+    case 1: return Trainer<ZeroStage<1>, Comm, Backend>(config, world, options).run();
+    case 2: return Trainer<ZeroStage<2>, Comm, Backend>(config, world, options).run();
+    case 3: return Trainer<ZeroStage<3>, Comm, Backend>(config, world, options).run();
   }
   fail("config: parallel.zero: ZeRO stages are 0, 1, 2 and 3, got ", config.zero);
 }

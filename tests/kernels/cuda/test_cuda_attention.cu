@@ -17,6 +17,9 @@
 #include "cpu_reference.hpp"
 #include "cuda_test_util.hpp"
 #include "sfm/kernels/cuda/attention.cuh"
+// The whole backend, as test_cuda_kernels.cu includes it: two translation units of one binary that
+// include the header-only CUDA backend must link (every non-template kernel is inline).
+#include "sfm/kernels/cuda/kernels.cuh"
 
 using sfm::AttentionShape;
 using sfm::Cuda;

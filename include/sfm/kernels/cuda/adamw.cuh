@@ -33,7 +33,7 @@ inline AdamWFactors adamw_factors(const AdamWHyper& h) {
           float(h.grad_scale)};
 }
 
-__global__ void adamw_kernel(float* param, const float* grad, float* m, float* v, int64_t n, AdamWFactors f,
+__global__ inline void adamw_kernel(float* param, const float* grad, float* m, float* v, int64_t n, AdamWFactors f,
                              bf16* param_bf16) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const float g = __fmul_rn(grad[i], f.scale);

@@ -68,7 +68,7 @@ __global__ void mae_loss_token_kernel(double* token_mse, TokenRows<T> d_pred, To
 constexpr int kLossSumThreads = 1024;
 
 // out[0] = Σ values[i] / normalizer in a fixed order: thread j sums i = j, j + 1024, ..., then a tree.
-__global__ void fixed_order_sum_kernel(double* out, const double* values, int64_t n, double normalizer) {
+__global__ inline void fixed_order_sum_kernel(double* out, const double* values, int64_t n, double normalizer) {
   __shared__ double partial[kLossSumThreads];
   double s = 0;
   for (int64_t i = threadIdx.x; i < n; i += kLossSumThreads) s += values[i];

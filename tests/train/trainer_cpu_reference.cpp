@@ -1,0 +1,17 @@
+// See trainer_cpu_reference.hpp.
+#include "trainer_cpu_reference.hpp"
+
+#include "sfm/comm/serial.hpp"
+
+namespace sfm::test {
+
+TrainResult train_cpu(const TrainConfig& config, const std::filesystem::path& resume) {
+  SerialComm world;
+  TrainOptions options;
+  options.resume = resume;
+  options.console = nullptr;
+  options.handle_signals = false;
+  return train(config, world, options);
+}
+
+}  // namespace sfm::test

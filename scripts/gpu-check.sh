@@ -10,10 +10,10 @@ cd "$(dirname "$0")/.."
 out=${OUT:-gpu-results}
 mkdir -p "$out"
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1
-cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DSFM_WITH_CUDA=ON "-DSFM_TEST_AREAS=kernels;comm;model;parallel" \
+cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DSFM_WITH_CUDA=ON "-DSFM_TEST_AREAS=kernels;comm;model;parallel;train" \
   -DSFM_BUILD_EXAMPLES=ON -DSFM_BUILD_BENCHMARKS=ON > "$out/configure.txt" 2>&1 || { tail -40 "$out/configure.txt"; exit 1; }
 grep -E "^--   " "$out/configure.txt"
-cmake --build build-gpu -j"$(nproc)" --target test_cuda_kernels test_nccl_comm test_vit_mae_cuda test_zero_cuda \
+cmake --build build-gpu -j"$(nproc)" --target test_cuda_kernels test_nccl_comm test_vit_mae_cuda test_zero_cuda test_trainer_cuda \
   bench_train_step_cuda bench_cp_memory sfm_cli > "$out/build.txt" 2>&1 ||
   { grep -E "error" -A3 "$out/build.txt" | head -60; exit 1; }
 (cd build-gpu && ctest -L gpu --output-on-failure -V) > "$out/gpu_tests.txt" 2>&1

@@ -1,5 +1,5 @@
 // HttpStore: a read-only Store over HTTP(S) (nginx, a CDN, a bucket's public HTTPS endpoint),
-// and the GET-to-store-result rules it shares with S3Store.
+// and HttpReadStore, the reads and GET-to-store-result rules it shares with S3Store.
 //
 // Key k is read from <base_url>/<k> (k percent-encoded, '/' kept); a byte range is sent as a
 // Range header ("bytes=a-b", "bytes=a-", suffix "bytes=-n"), and a server that ignores it and
@@ -192,39 +192,52 @@ inline void http_get_chained(HttpClient& client, const std::string& store, std::
   if (error) std::rethrow_exception(error);
 }
 
-// Store::get_each over `client`: get_chained whose sinks ask for nothing more.
-inline void http_get_each(HttpClient& client, const std::string& store, std::span<const StoreRequest> requests,
-                          const std::function<HttpRequest(const StoreRequest&)>& to_http, ThreadPool& pool,
-                          const ValueSink& sink) {
-  http_get_chained(client, store, requests, to_http, pool,
-                   [&](size_t i, std::optional<std::span<const std::byte>> value, const ReadMore&) { sink(i, value); });
-}
-
-class HttpStore final : public Store {
+// A read-only Store whose values are GETs through one HttpClient: the reads HttpStore and S3Store
+// share. A subclass says how a read becomes an HTTP request (URL, range, signing headers).
+class HttpReadStore : public Store {
  public:
-  explicit HttpStore(std::string base_url, HttpOptions options = HttpOptions::from_env())
-      : base_url_(std::move(base_url)), client_(std::move(options)) {
-    SFM_CHECK(base_url_.starts_with("http://") || base_url_.starts_with("https://"), "HttpStore: '",
-              base_url_, "' is not an http:// or https:// URL");
-    while (base_url_.ends_with('/')) base_url_.pop_back();
-  }
-
   std::optional<Bytes> get(const StoreRequest& request) override {
     return std::move(get_many({&request, 1}).front());
   }
 
   std::vector<std::optional<Bytes>> get_many(std::span<const StoreRequest> requests) override {
-    return http_get_many(client_, describe(), requests, [&](const StoreRequest& request) { return get_request(request); });
+    return http_get_many(client_, describe(), requests, to_http());
   }
 
   void get_each(std::span<const StoreRequest> requests, ThreadPool& pool, const ValueSink& sink) override {
-    http_get_each(client_, describe(), requests, [&](const StoreRequest& request) { return get_request(request); }, pool,
-                  sink);
+    // get_chained whose sinks ask for nothing more.
+    get_chained(requests, pool,
+                [&](size_t i, std::optional<std::span<const std::byte>> value, const ReadMore&) { sink(i, value); });
   }
 
   void get_chained(std::span<const StoreRequest> requests, ThreadPool& pool, const ChainedSink& sink) override {
-    http_get_chained(client_, describe(), requests, [&](const StoreRequest& request) { return get_request(request); },
-                     pool, sink);
+    http_get_chained(client_, describe(), requests, to_http(), pool, sink);
+  }
+
+  HttpStats stats() const { return client_.stats(); }
+
+ protected:
+  explicit HttpReadStore(HttpOptions options, HttpClient::Signer signer = {})
+      : client_(std::move(options), std::move(signer)) {}
+
+  // The HTTP request that reads `request` (its key and range already checked).
+  virtual HttpRequest get_request(const StoreRequest& request) const = 0;
+
+  HttpClient client_;
+
+ private:
+  std::function<HttpRequest(const StoreRequest&)> to_http() const {
+    return [this](const StoreRequest& request) { return get_request(request); };
+  }
+};
+
+class HttpStore final : public HttpReadStore {
+ public:
+  explicit HttpStore(std::string base_url, HttpOptions options = HttpOptions::from_env())
+      : HttpReadStore(std::move(options)), base_url_(std::move(base_url)) {
+    SFM_CHECK(base_url_.starts_with("http://") || base_url_.starts_with("https://"), "HttpStore: '",
+              base_url_, "' is not an http:// or https:// URL");
+    while (base_url_.ends_with('/')) base_url_.pop_back();
   }
 
   void set(const std::string& key, std::span<const std::byte>) override {
@@ -235,10 +248,8 @@ class HttpStore final : public Store {
 
   std::string url_of(const std::string& key) const { return base_url_ + "/" + uri_encode(key, true); }
 
-  HttpStats stats() const { return client_.stats(); }
-
  private:
-  HttpRequest get_request(const StoreRequest& request) const {
+  HttpRequest get_request(const StoreRequest& request) const override {
     HttpRequest http;
     http.url = url_of(request.key);
     if (request.range) http.headers.emplace_back("Range", http_range(*request.range));
@@ -246,7 +257,6 @@ class HttpStore final : public Store {
   }
 
   std::string base_url_;
-  HttpClient client_;
 };
 
 }  // namespace sfm::io

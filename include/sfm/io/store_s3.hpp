@@ -56,10 +56,10 @@ struct S3Options {
   }
 };
 
-class S3Store final : public Store {
+class S3Store final : public HttpReadStore {
  public:
   explicit S3Store(const std::string& url, S3Options options = S3Options::from_env())
-      : options_(std::move(options)), client_(client_options(options_), signer(options_)) {
+      : HttpReadStore(client_options(options), signer(options)), options_(std::move(options)) {
     SFM_CHECK(url.starts_with("s3://"), "S3Store: '", url, "' is not an s3:// URL");
     std::string path = url.substr(5);
     while (path.ends_with('/')) path.pop_back();
@@ -75,24 +75,6 @@ class S3Store final : public Store {
               endpoint_, "' is not an http:// or https:// URL");
     const size_t host_begin = endpoint_.find("://") + 3;
     host_ = endpoint_.substr(host_begin, endpoint_.find('/', host_begin) - host_begin);
-  }
-
-  std::optional<Bytes> get(const StoreRequest& request) override {
-    return std::move(get_many({&request, 1}).front());
-  }
-
-  std::vector<std::optional<Bytes>> get_many(std::span<const StoreRequest> requests) override {
-    return http_get_many(client_, describe(), requests, [&](const StoreRequest& request) { return get_request(request); });
-  }
-
-  void get_each(std::span<const StoreRequest> requests, ThreadPool& pool, const ValueSink& sink) override {
-    http_get_each(client_, describe(), requests, [&](const StoreRequest& request) { return get_request(request); }, pool,
-                  sink);
-  }
-
-  void get_chained(std::span<const StoreRequest> requests, ThreadPool& pool, const ChainedSink& sink) override {
-    http_get_chained(client_, describe(), requests, [&](const StoreRequest& request) { return get_request(request); },
-                     pool, sink);
   }
 
   void set(const std::string& key, std::span<const std::byte> value) override {
@@ -112,10 +94,8 @@ class S3Store final : public Store {
            uri_encode(prefix_.empty() ? key : prefix_ + "/" + key, true);
   }
 
-  HttpStats stats() const { return client_.stats(); }
-
  private:
-  HttpRequest get_request(const StoreRequest& request) const {
+  HttpRequest get_request(const StoreRequest& request) const override {
     HttpRequest http = s3_request("GET", request.key, sigv4::kEmptyPayloadHash);
     if (request.range) http.headers.emplace_back("Range", http_range(*request.range));
     return http;
@@ -156,7 +136,6 @@ class S3Store final : public Store {
   }
 
   S3Options options_;
-  HttpClient client_;
   std::string bucket_;
   std::string prefix_;
   std::string endpoint_;  // scheme://host[:port][/path], no trailing '/'

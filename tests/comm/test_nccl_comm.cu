@@ -1,11 +1,6 @@
 // NcclComm under mpiexec (one rank per GPU; the test machine has one): every collective, in place
 // and out of place, async handles (wait, wait_on, test), split, stats and argument errors, checked
 // against host references. Without a CUDA device it prints "SKIPPED: no CUDA device" and exits 77.
-#if __has_include(<catch2/catch_session.hpp>)
-#include <catch2/catch_session.hpp>
-#else
-#define CATCH_CONFIG_RUNNER
-#endif
 #include <algorithm>
 #include <cstdint>
 #include <iostream>
@@ -13,8 +8,9 @@
 #include <vector>
 
 #include "comm/comm_checks.hpp"
-#include "comm/mpi_test_main.hpp"
+#include "sfm/comm/mpi.hpp"
 #include "sfm/comm/nccl.hpp"
+#include "sfm_test.hpp"
 
 #ifndef SFM_HAS_NCCL_COMM
 #error "sfm/comm/nccl.hpp did not enable NcclComm under nvcc"
@@ -199,14 +195,4 @@ TEST_CASE("NcclComm split, stats and argument errors") {
                     sfm::test::contains("all_reduce"));
   CHECK_THROWS_WITH(comm.broadcast(five.span(), P), sfm::test::contains("root"));
   comm.barrier();
-}
-
-int main(int argc, char** argv) {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::cout << "SKIPPED: no CUDA device (NcclComm tests not run)" << std::endl;
-    return 77;
-  }
-  sfm::MpiSession session(&argc, &argv);
-  return sfm::test::run_catch_under_mpi(argc, argv);
 }

@@ -8,7 +8,7 @@
 #include <span>
 #include <vector>
 
-#include "sfm/data/synthetic.hpp"
+#include "sample_volumes.hpp"
 #include "sfm/model/context_parallel.hpp"
 #include "sfm/model/vit_mae.hpp"
 #include "sfm/optim/adamw.hpp"
@@ -31,17 +31,6 @@ inline ModelConfig cp_test_config() {
   return c;
 }
 
-// Volumes of global samples [first, first + count) of step `step`; any rank can build any sample.
-inline std::vector<float> cp_volumes(const ModelConfig& c, int step, int64_t first, int64_t count) {
-  const int64_t voxels = c.grid().voxels();
-  std::vector<float> out(size_t(count * voxels));
-  for (int64_t i = 0; i < count; ++i) {
-    const auto v = synthesize_seismic({c.crop, uint64_t(1000 * step + first + i), 4, 0.15, 0.1});
-    std::copy(v.begin(), v.end(), out.begin() + i * voxels);
-  }
-  return out;
-}
-
 inline MaskPlan cp_mask(const ModelConfig& c, int step, int64_t first, int64_t count, int64_t len_keep) {
   return mask_from_noise(mask_noise(17, uint64_t(step), uint64_t(first), count, c.tokens()), count, c.tokens(),
                          len_keep);
@@ -59,19 +48,24 @@ struct Pass {
   std::vector<float> prediction;  // the last sample's, at all N + 1 decoder positions
 };
 
-// One forward/backward of `batch` samples (step 0) on one rank.
-inline Pass single_rank_pass(const ModelConfig& c, const std::vector<float>& params, int64_t batch, int64_t len_keep,
-                             Recompute recompute = {}) {
-  VitMae<Cpu> model(c);
-  model.params_from_host(params);
-  model.set_recompute(recompute);
-  const auto volumes = cp_volumes(c, 0, 0, batch);
+// One forward/backward of `batch` samples (step 0) through `model`, which holds `params`.
+inline Pass run_pass(VitMae<Cpu>& model, const ModelConfig& c, int64_t batch, int64_t len_keep) {
+  const auto volumes = sample_volumes(c, 0, 0, batch);
   Pass pass;
   pass.loss = model.forward(volumes.data(), cp_mask(c, 0, 0, batch, len_keep));
   pass.prediction = model.gather_prediction(batch - 1);
   model.backward();
   pass.grads = model.grads_to_host();
   return pass;
+}
+
+// The pass on one rank.
+inline Pass single_rank_pass(const ModelConfig& c, const std::vector<float>& params, int64_t batch, int64_t len_keep,
+                             Recompute recompute = {}) {
+  VitMae<Cpu> model(c);
+  model.params_from_host(params);
+  model.set_recompute(recompute);
+  return run_pass(model, c, batch, len_keep);
 }
 
 // The same on the cp group `comm` with attention policy Attention: every rank gets the loss and the
@@ -84,12 +78,7 @@ Pass cp_pass(Comm& comm, const ModelConfig& c, const std::vector<float>& params,
   model.params_from_host(params);
   model.set_recompute(recompute);
   model.use_context_parallel(group);
-  const auto volumes = cp_volumes(c, 0, 0, batch);
-  Pass pass;
-  pass.loss = model.forward(volumes.data(), cp_mask(c, 0, 0, batch, len_keep));
-  pass.prediction = model.gather_prediction(batch - 1);
-  model.backward();
-  pass.grads = model.grads_to_host();
+  Pass pass = run_pass(model, c, batch, len_keep);
   comm.all_reduce(std::span<float>(pass.grads));
   return pass;
 }
@@ -146,7 +135,7 @@ std::vector<double> train_mesh(Comm& world, int cp, const CpRun& run) {
   const int64_t batch = mesh.local_batch(run.global_batch), first = mesh.first_sample(run.global_batch);
   std::vector<double> losses;
   for (int step = 0; step < run.steps; ++step) {
-    const auto volumes = cp_volumes(c, step, first, batch);
+    const auto volumes = sample_volumes(c, step, first, batch);
     const double loss = model.forward(volumes.data(), cp_mask(c, step, first, batch, run.len_keep), run.global_hidden(c));
     model.backward();
     losses.push_back(mesh.global_loss(loss));
@@ -164,7 +153,7 @@ inline std::vector<double> train_reference(const CpRun& run) {
   std::vector<double> losses;
   for (int step = 0; step < run.steps; ++step) {
     model.zero_grad();
-    const auto volumes = cp_volumes(c, step, 0, run.global_batch);
+    const auto volumes = sample_volumes(c, step, 0, run.global_batch);
     losses.push_back(model.forward(volumes.data(), cp_mask(c, step, 0, run.global_batch, run.len_keep)));
     model.backward();
     const double norm = std::sqrt(squared_norm(model.grads()));

@@ -119,7 +119,7 @@ TEST_CASE("5 AdamW steps with cp = 2 and 4 (ThreadComm, ZeRO-2 over the group) t
 
 TEST_CASE("Activation memory per rank falls as 1/cp on small") {
   const sfm::ModelConfig c = sfm::named_model_config("small");
-  const auto volume = sfm::test::cp_volumes(c, 0, 0, 1);
+  const auto volume = sfm::test::sample_volumes(c, 0, 0, 1);
   std::vector<int64_t> bytes;
   for (int cp : {1, 2, 4}) {
     int64_t largest = 0;

@@ -95,7 +95,7 @@ TEST_CASE("the activation arena shrinks by the recomputed blocks' internals") {
   const sfm::ModelConfig c = recompute_test_config();
   const int64_t B = 2, len_keep = sfm::RandomMask::len_keep(c);
   const int64_t enc_rows = B * (len_keep + 1), dec_rows = B * (c.tokens() + 1);
-  const auto volumes = sfm::test::cp_volumes(c, 0, 0, B);
+  const auto volumes = sfm::test::sample_volumes(c, 0, 0, B);
   const sfm::MaskPlan mask = sfm::test::cp_mask(c, 0, 0, B, len_keep);
   sfm::VitMae<sfm::Cpu> model(c);
   model.init_weights(1);

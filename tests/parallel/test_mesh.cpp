@@ -63,7 +63,7 @@ TEST_CASE("dp = 2 × cp = 2: gradients summed over the world are the global batc
     model.params_from_host(params);
     model.use_context_parallel(group);
     const int64_t batch = mesh.local_batch(global_batch), first = mesh.first_sample(global_batch);
-    const auto volumes = sfm::test::cp_volumes(c, 0, first, batch);
+    const auto volumes = sfm::test::sample_volumes(c, 0, first, batch);
     const double loss = model.forward(volumes.data(), sfm::test::cp_mask(c, 0, first, batch, len_keep), hidden);
     model.backward();
     std::vector<float> grads = model.grads_to_host();

@@ -107,7 +107,7 @@ TEST_CASE("ZeRO-2 launches bucket reductions while the backward is still running
     sfm::ZeroOptimizer<sfm::ZeroStage<2>, ThreadComm> zero(model.table(), comm);
     model.use_param_store(zero);
     zero.init_params(run.seed);
-    const auto volumes = sfm::test::zero_test_volumes(model.config(), 0, comm.rank() * 12, 12);
+    const auto volumes = sfm::test::sample_volumes(model.config(), 0, comm.rank() * 12, 12);
     model.forward(volumes.data(), sfm::test::zero_test_mask(model.config(), run, 0, comm.rank() * 12, 12),
                   sfm::test::global_hidden(model.config(), run));
     zero.clear_timeline();

@@ -6,18 +6,14 @@
 // apart from the compute stream, so the stream order ZeRO sets up (reductions after the gradient
 // kernels, the accumulator and AdamW after the reductions) is what this checks. Without a CUDA
 // device it prints "SKIPPED: no CUDA device" and exits 77.
-#if __has_include(<catch2/catch_session.hpp>)
-#include <catch2/catch_session.hpp>
-#else
-#define CATCH_CONFIG_RUNNER
-#endif
 #include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <memory>
 
-#include "comm/mpi_test_main.hpp"
+#include "sfm/comm/mpi.hpp"
 #include "sfm/comm/nccl.hpp"
+#include "sfm_test.hpp"
 #include "sfm/kernels/cuda/kernels.cuh"
 #include "zero_backend_training.hpp"
 
@@ -85,14 +81,4 @@ TEST_CASE("ZeRO-0..3 on NcclComm and Cuda train small like SerialComm and Cpu") 
   spec.micro_batch = 1;
   spec.steps = 3;
   compare_all_stages(spec);
-}
-
-int main(int argc, char** argv) {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::cout << "SKIPPED: no CUDA device (ZeRO CUDA tests not run)" << std::endl;
-    return 77;
-  }
-  sfm::MpiSession session(&argc, &argv);
-  return sfm::test::run_catch_under_mpi(argc, argv);
 }

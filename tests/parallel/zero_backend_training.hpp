@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "sfm/data/synthetic.hpp"
+#include "sample_volumes.hpp"
 #include "sfm/mae/mask.hpp"
 #include "sfm/model/vit_mae.hpp"
 #include "sfm/parallel/zero.hpp"
@@ -31,17 +31,6 @@ struct ZeroBackendRun {
   bool state_round_trip = false;   // gather_state → load_state (fresh optimizer) → gather_state is exact
 };
 
-// The global samples [first, first + count) of `step`, [count, Z, Y, X], on the host.
-inline std::vector<float> zero_backend_volumes(const ModelConfig& c, int step, int first, int count) {
-  const int64_t voxels = c.grid().voxels();
-  std::vector<float> out(size_t(count * voxels));
-  for (int i = 0; i < count; ++i) {
-    const auto v = synthesize_seismic({c.crop, uint64_t(1000 * step + first + i), 4, 0.15, 0.1});
-    std::copy(v.begin(), v.end(), out.begin() + i * voxels);
-  }
-  return out;
-}
-
 template <int Stage, class Backend, class Comm>
 ZeroBackendRun train_zero_backend(Comm& comm, const ZeroBackendSpec& spec) {
   SFM_CHECK(comm.size() == 1, "train_zero_backend: one rank (the CPU reference is a single rank), got ", comm.size());
@@ -58,7 +47,7 @@ ZeroBackendRun train_zero_backend(Comm& comm, const ZeroBackendSpec& spec) {
     double loss = 0;
     for (int m = 0; m < spec.micro_batches; ++m) {
       const int first = m * spec.micro_batch;
-      const auto host = zero_backend_volumes(c, step, first, spec.micro_batch);
+      const auto host = sample_volumes(c, step, first, spec.micro_batch);
       volumes.assign(host.begin(), host.end());
       const MaskPlan mask = mask_from_noise(mask_noise(spec.seed, uint64_t(step), uint64_t(first), spec.micro_batch, N),
                                             spec.micro_batch, N, len_keep);

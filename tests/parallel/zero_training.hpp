@@ -7,7 +7,7 @@
 #include <cstring>
 #include <vector>
 
-#include "sfm/data/synthetic.hpp"
+#include "sample_volumes.hpp"
 #include "sfm/model/vit_mae.hpp"
 #include "sfm/optim/adamw.hpp"
 #include "sfm/optim/lr_schedule.hpp"
@@ -36,18 +36,6 @@ struct ZeroRun {
   Recompute recompute{};  // the model's activation recomputation
 };
 
-// Volumes of global samples [first, first + count) of step `step`: one synthetic volume per step,
-// cut into crops by sample index, so any rank can build any sample.
-inline std::vector<float> zero_test_volumes(const ModelConfig& c, int step, int first, int count) {
-  const int64_t voxels = c.grid().voxels();
-  std::vector<float> out(size_t(count * voxels));
-  for (int i = 0; i < count; ++i) {
-    const auto v = synthesize_seismic({c.crop, uint64_t(1000 * step + first + i), 4, 0.15, 0.1});
-    std::copy(v.begin(), v.end(), out.begin() + i * voxels);
-  }
-  return out;
-}
-
 inline MaskPlan zero_test_mask(const ModelConfig& c, const ZeroRun& run, int step, int first, int count) {
   return mask_from_noise(mask_noise(run.seed, uint64_t(step), uint64_t(first), count, c.tokens()), count,
                          c.tokens(), RandomMask::len_keep(c));
@@ -64,7 +52,7 @@ inline double zero_rank_passes(VitMae<Cpu>& model, const ZeroRun& run, int step,
   double loss = 0;
   for (int m = 0; m < run.micro_batches; ++m) {
     const int first = rank * per_rank + m * micro;
-    const auto volumes = zero_test_volumes(c, step, first, micro);
+    const auto volumes = sample_volumes(c, step, first, micro);
     loss += model.forward(volumes.data(), zero_test_mask(c, run, step, first, micro), global_hidden(c, run));
     model.backward();
   }
@@ -97,7 +85,7 @@ inline std::vector<float> train_single_rank(const ZeroRun& run, std::vector<doub
   AdamW<Cpu> optimizer(model.table(), AdamWConfig{});
   for (int step = 0; step < run.steps; ++step) {
     model.zero_grad();
-    const auto volumes = zero_test_volumes(model.config(), step, 0, run.global_batch);
+    const auto volumes = sample_volumes(model.config(), step, 0, run.global_batch);
     const double loss = model.forward(volumes.data(), zero_test_mask(model.config(), run, step, 0, run.global_batch));
     if (losses) losses->push_back(loss);
     model.backward();

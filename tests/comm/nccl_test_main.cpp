@@ -1,0 +1,16 @@
+// The main of the NCCL test binaries (under mpiexec, one rank per GPU): Catch2 in every MPI rank
+// when a CUDA device is present; otherwise a loud SKIPPED line and exit code 77
+// (tests/cuda_device.hpp).
+#if __has_include(<catch2/catch_session.hpp>)
+#include <catch2/catch_session.hpp>
+#else
+#define CATCH_CONFIG_RUNNER
+#endif
+#include "cuda_device.hpp"
+#include "mpi_test_main.hpp"
+
+int main(int argc, char** argv) {
+  if (!sfm::test::cuda_device_present()) return 77;
+  sfm::MpiSession session(&argc, &argv);
+  return sfm::test::run_catch_under_mpi(argc, argv);
+}

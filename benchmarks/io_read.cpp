@@ -7,7 +7,8 @@
 // byte shuffle) as MDIO writes them: chunks64 (64³ chunks, MDIO v0's default) and chunks128 (128³,
 // v1's), plus DIR/boxes.json, the box origins that benchmarks/io_read_peers.py reads too. Then
 // reads every box from each store with the chunk cache off, so each read fetches and decodes its
-// chunks afresh, and reports MB/s of box data (1 MB = 10⁶ bytes) and a checksum of the values.
+// chunks afresh, and reports MB/s of box data (1 MB = 10⁶ bytes; the reads alone are timed) and a
+// checksum of the values.
 // With --http URL (a server such as nginx serving DIR), the same reads go over HTTP with 1, 8 and
 // 64 (or --in-flight) requests in flight. decode_limit is the ceiling of whole-chunk decoding
 // (see decode_limit below); each HTTP run's transfer_limit is the ceiling of its transfers: the
@@ -151,15 +152,15 @@ Timing read_boxes(std::shared_ptr<sfm::io::Store> store, const std::vector<std::
   array.reset_stats();
   recording->take();
   Timing t;
-  const auto t0 = std::chrono::steady_clock::now();
   for (const auto& start : boxes) {
+    const auto t0 = std::chrono::steady_clock::now();
     array.read_box(start, extent, out);
+    t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     t.reads.push_back(recording->take());
     double sum = 0;
     for (const float v : out) sum += double(v);
     t.checksum += sum;
   }
-  t.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   t.mb_per_s = double(boxes.size()) * double(out.size()) * 4e-6 / t.seconds;
   t.requests = array.stats().requests;
   t.mb_fetched = double(array.stats().bytes_fetched) * 1e-6;

@@ -5,7 +5,7 @@
 //      built, a chunk key made and the document written back;
 //   1  a stored chunk: decoded (into a buffer, the general way, and two rows of it alone, from the
 //      whole chunk and, for blosc, from its header, offsets and the blocks they name, as a network
-//      read fetches them) by one of a fixed set of pipelines (every codec, blosc in several blocks,
+//      read fetches them, and by blosc_scatter straight into a box) by one of a fixed set of pipelines (every codec, blosc in several blocks,
 //      sharding with a crc32c index, transpose, big endian), the second byte choosing which;
 //   2  a document, a NUL byte, then a chunk: the document opened as an array in a MemoryStore that
 //      holds the chunk under each of the array's (few) chunk keys, the whole array read, and a box
@@ -31,6 +31,7 @@
 #include "sfm/io/store_memory.hpp"
 #include "sfm/io/thread_pool.hpp"
 #include "sfm/io/zarr/array.hpp"
+#include "sfm/io/zarr/blosc_scatter.hpp"
 #include "sfm/io/zarr/group.hpp"
 #include "sfm/io/zarr/metadata.hpp"
 #include "sfm/io/zarr/pipeline.hpp"
@@ -168,6 +169,28 @@ void chunk(std::span<const std::byte> bytes) {
           zarr::codec::blosc_decode_blocks_into(h, layout, span->first, blocks, row, std::span(out).subspan(row, 2 * row),
                                                 "fuzz blosc blocks");
         }
+      }
+    } catch (const sfm::Error&) {
+    }
+    // Rows 1 and 2, columns 1 to 3 of each, decoded straight into a box by blosc_scatter: from the
+    // whole chunk, and from the blocks alone.
+    try {
+      const auto encoded = bytes.subspan(1);
+      const zarr::codec::BloscHeader h = zarr::codec::blosc_header(encoded, "fuzz blosc header");
+      if (encoded.size() >= h.layout_bytes()) {
+        const std::vector<int64_t> src{1, 0, 1}, extent{2, 6, 3}, box_shape{2, 6, 3};
+        std::vector<float> box(size_t(zarr::nd::count(box_shape)));
+        const std::vector<int64_t> strides = zarr::nd::strides(box_shape);
+        const zarr::ChunkOverlap part{shape, src, extent, box.data(), strides};
+        const zarr::Bytes layout(encoded.begin(), encoded.begin() + ptrdiff_t(h.layout_bytes()));
+        const zarr::Bytes whole(encoded.begin(), encoded.end());
+        zarr::blosc_scatter(h, layout, 0, whole, p.dtype(), part, "fuzz scatter");
+        if (zarr::codec::blosc_decodes_part(h, out.size(), row, 2 * row))
+          if (const auto span = zarr::codec::blosc_block_span(h, layout, row, 2 * row, "fuzz scatter offsets")) {
+            const size_t end = std::min(span->second, encoded.size());
+            const zarr::Bytes blocks(encoded.begin() + ptrdiff_t(std::min(span->first, end)), encoded.begin() + ptrdiff_t(end));
+            zarr::blosc_scatter(h, layout, span->first, blocks, p.dtype(), part, "fuzz scatter blocks");
+          }
       }
     } catch (const sfm::Error&) {
     }

@@ -6,9 +6,11 @@
 // inner chunks' byte ranges). Each value is decoded and its overlap copied into the output in C
 // order as soon as it arrives, on a thread pool, so decoding overlaps the reads still in flight.
 // With the cache on, whole chunks are decoded into buffers the cache keeps. With it off, a chunk
-// the box crosses in dim 0 decodes only the rows it needs when the codecs allow (a lone blosc
-// codec decompresses only the blosc blocks holding them), into a pooled, uninitialised buffer:
-// random 128³ crops decode a half (128³ chunks) to two thirds (64³) of what whole chunks would.
+// whose only codec is blosc is decoded by blosc_scatter straight into the box: only the blosc
+// blocks holding the overlap are decompressed, and only the overlap's elements are unshuffled
+// (random 128³ crops decompress a half (128³ chunks) to two thirds (64³) of what whole chunks
+// would); other chunks the box crosses in dim 0 decode only the rows it needs when the codecs
+// allow (libblosc's getitem for bit shuffle, blosclz, ...), into a pooled, uninitialised buffer.
 // Such a chunk of an unsharded array is also read in parts (Store::get_chained): its blosc header
 // and block offsets (a guess of 4 KiB, more if the offsets go on), then the stored span of the
 // blocks holding those rows, each chunk's second read starting as soon as its first is answered;
@@ -34,6 +36,7 @@
 #include "sfm/io/buffer_pool.hpp"
 #include "sfm/io/store.hpp"
 #include "sfm/io/thread_pool.hpp"
+#include "sfm/io/zarr/blosc_scatter.hpp"
 #include "sfm/io/zarr/cache.hpp"
 #include "sfm/io/zarr/metadata.hpp"
 #include "sfm/io/zarr/nd.hpp"
@@ -53,7 +56,7 @@ struct ReadStats {
   uint64_t cache_hits = 0;     // chunks served from the cache
   uint64_t cache_misses = 0;   // chunks fetched (or found missing) in the store
   uint64_t chunks_decoded = 0;  // whole chunks, or the parts of chunks a read needed
-  uint64_t bytes_decoded = 0;   // the bytes those decodes produced
+  uint64_t bytes_decoded = 0;   // the bytes those decodes produced (blosc_scatter: the blocks it decompressed)
   double decode_seconds = 0;    // summed over decode threads
 };
 
@@ -341,6 +344,19 @@ inline void Array::read_box(std::span<const int64_t> start, std::span<const int6
     copy(in_slab, slab.bytes().data(), slab_shape);
     return true;
   };
+  // The unit's overlap decoded by blosc_scatter straight into the box from the stored bytes
+  // `stored` (from byte `begin` of the chunk on); false when it leaves the chunk to libblosc.
+  const std::vector<int64_t> box_strides = nd::strides(shape);
+  const auto scatter = [&](const Overlap& o, const codec::BloscHeader& header, ByteView layout, size_t begin,
+                           ByteView stored, const std::string& where) {
+    const auto t0 = std::chrono::steady_clock::now();
+    int64_t at = 0;
+    for (size_t d = 0; d < rank; ++d) at += o.dst[d] * box_strides[d];
+    const ChunkOverlap part{unit_shape, o.src, o.extent, out.data() + at, box_strides};
+    const std::optional<size_t> decoded = blosc_scatter(header, layout, begin, stored, pipeline.dtype(), part, where);
+    if (decoded) count_decode(t0, *decoded);
+    return decoded.has_value();
+  };
   const Place place = [&](Unit& u, std::optional<ByteView> encoded) {
     const Overlap o = overlap(u, start, shape);
     u.placed = true;
@@ -356,6 +372,10 @@ inline void Array::read_box(std::span<const int64_t> start, std::span<const int6
       u.data = std::move(owned);
       return;
     }
+    if (rank > 0 && pipeline.lone_blosc() && encoded->size() >= codec::kBloscHeaderBytes) {
+      const codec::BloscHeader header = codec::blosc_header(*encoded, where);
+      if (encoded->size() >= header.cbytes && scatter(o, header, *encoded, 0, *encoded, where)) return;
+    }
     if (rank > 0 && o.extent[0] < unit_shape[0] && place_rows(o, [&](size_t offset, std::span<std::byte> rows) {
           return pipeline.decode_range_into(*encoded, unit_shape, offset, rows, where);
         }))
@@ -368,7 +388,9 @@ inline void Array::read_box(std::span<const int64_t> start, std::span<const int6
                                       ByteView blocks) {
     u.placed = true;
     const std::string where = where_unit(u);
-    place_rows(overlap(u, start, shape), [&](size_t offset, std::span<std::byte> rows) {
+    const Overlap o = overlap(u, start, shape);
+    if (scatter(o, header, layout, begin, blocks, where)) return;
+    place_rows(o, [&](size_t offset, std::span<std::byte> rows) {
       codec::blosc_decode_blocks_into(header, layout, begin, blocks, offset, rows, where);
       return true;
     });

@@ -5,8 +5,8 @@
 // pipeline fills) and over all steps. The target is a steady-state share under 5 %; with --check
 // the exit status is 1 when it is missed.
 //
-// The survey is larger than the Zarr reader's 256 MiB decoded-chunk cache by default (512³ float32
-// = 512 MiB, MDIO's 128³ chunks), so about half the chunk reads decode from disk.
+// The survey is larger than the default data.cache_mib (512³ float32 = 512 MiB against 256 MiB,
+// MDIO's 128³ chunks), so the trainer reads it without a chunk cache: every crop decodes from disk.
 //
 //   bench_data_wait [--model small] [--steps 12] [--batch 8] [--shape 512,512,512]
 //                   [--dir build/data-wait] [--set key.path=value ...] [--check]
@@ -19,10 +19,8 @@
 #include <vector>
 
 #include "sfm/comm/serial.hpp"
-#include "sfm/data/synthetic.hpp"
-#include "sfm/io/mdio.hpp"
-#include "sfm/io/open_store.hpp"
 #include "sfm/train/trainer.hpp"
+#include "synthetic_survey.hpp"
 
 namespace {
 
@@ -65,16 +63,8 @@ int main(int argc, char** argv) try {
   }
   SFM_CHECK(steps >= 2, "--steps must be at least 2 (the first step is not steady state)");
 
-  // The survey, written once per shape and reused by later runs.
   const std::filesystem::path root = std::filesystem::absolute(dir);
-  const std::filesystem::path survey =
-      root / ("survey-" + std::to_string(shape[0]) + "x" + std::to_string(shape[1]) + "x" + std::to_string(shape[2]) + ".mdio");
-  if (!std::filesystem::exists(survey / "zarr.json")) {
-    std::filesystem::remove_all(survey);
-    std::filesystem::create_directories(survey);
-    const std::vector<float> volume = sfm::synthesize_seismic({{shape[0], shape[1], shape[2]}, 1});
-    sfm::io::mdio::write_v1(sfm::io::open_store(survey.string()), "", shape, volume, {});
-  }
+  const std::filesystem::path survey = sfm::bench::synthetic_survey(root, shape);
 
   nlohmann::json j = sfm::default_train_json();
   sfm::merge_train_json(j, {{"model", model},

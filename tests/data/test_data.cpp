@@ -201,6 +201,25 @@ TEST_CASE("sampler: crops over dead traces are redrawn (MDIO trace mask)") {
   }
   CHECK(lowest == 10);
   CHECK_THROWS_WITH(open_volume((dir / "missing.mdio").string()), test::contains("cannot open the volume"));
+
+  // The chunk cache is kept only for a volume whose chunks all fit in it, and reads with and
+  // without it agree.
+  const auto probe = open_volume((dir / "v.mdio").string());
+  const std::vector<int64_t>& chunk = dynamic_cast<const ZarrVolume&>(*probe).array().metadata().chunk_shape();
+  size_t fits = sizeof(float);
+  for (size_t d = 0; d < 3; ++d) fits *= size_t((32 + chunk[d] - 1) / chunk[d] * chunk[d]);  // edge chunks whole
+  const auto cached = open_volume((dir / "v.mdio").string(), "", 2 * fits);
+  const auto uncached = open_volume((dir / "v.mdio").string(), "", fits - 4);
+  const auto& cached_array = dynamic_cast<const ZarrVolume&>(*cached).array();
+  CHECK(cached_array.cache().capacity_bytes() == 2 * fits);
+  CHECK(dynamic_cast<const ZarrVolume&>(*uncached).array().cache().capacity_bytes() == 0);
+  std::vector<float> a(9 * 10 * 11), b(a.size());
+  for (int round = 0; round < 2; ++round) {
+    cached->read({3, 5, 7}, {9, 10, 11}, a);
+    uncached->read({3, 5, 7}, {9, 10, 11}, b);
+    CHECK(a == b);
+  }
+  CHECK(cached_array.stats().cache_hits == 1);
 }
 
 TEST_CASE("loader: same batches for any thread count; dp ranks draw disjoint samples") {

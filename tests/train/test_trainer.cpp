@@ -154,6 +154,11 @@ TEST_CASE("config errors name the key") {
   CHECK_THROWS_WITH(parse_train_config(j), test::contains("not a multiple of parallel.dp × train.micro_batch"));
   j = default_train_json();
   apply_train_override(j, "data.url=x.mdio");
+  CHECK(parse_train_config(j).cache_mib == 256);
+  apply_train_override(j, "data.cache_mib=-1");
+  CHECK_THROWS_WITH(parse_train_config(j), test::contains("data.cache_mib must be between 0 and 2^30, got -1"));
+  j = default_train_json();
+  apply_train_override(j, "data.url=x.mdio");
   apply_train_override(j, "train.recompute=some");
   CHECK_THROWS_WITH(parse_train_config(j), test::contains("config: train.recompute: expected \"none\", \"all\" or"));
   apply_train_override(j, "train.recompute.encdoer=1");

@@ -8,6 +8,7 @@
 // count every trace as live.
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <span>
 #include <string>
@@ -100,6 +101,7 @@ class ZarrVolume final : public VolumeSource {
   }
   const LiveMap& live() const override { return live_; }
   std::string describe() const override { return url_; }
+  const io::zarr::Array& array() const { return array_; }
 
  private:
   io::zarr::Array array_;
@@ -108,21 +110,41 @@ class ZarrVolume final : public VolumeSource {
   LiveMap live_;
 };
 
+// The reader's decoded-chunk cache for random crops of `array`: `cache_bytes` when every chunk of
+// the array fits in it (each is then decoded once), none otherwise. Uniformly random crops of a
+// larger volume rarely meet a cached chunk again, and without a cache a read decodes only the blosc
+// blocks its crop needs (io/zarr/blosc_scatter.hpp): 128³ crops from a 512³ survey twice the
+// default cache's size, read by 4 threads on 2 cores, came at 1.6× the MB/s without it, although
+// 61 % of the chunk reads hit the cache.
+inline io::zarr::Array with_crop_cache(const io::zarr::Array& array, size_t cache_bytes) {
+  const io::zarr::ArrayMetadata& m = array.metadata();
+  const std::vector<int64_t>& chunk = m.chunk_shape();  // what the cache holds: whole (inner) chunks
+  double decoded = sizeof(float);
+  for (size_t d = 0; d < m.rank(); ++d)
+    decoded *= double((m.shape[d] + chunk[d] - 1) / std::max<int64_t>(chunk[d], 1) * chunk[d]);
+  io::zarr::ArrayOptions options;
+  options.cache_bytes = decoded <= double(cache_bytes) ? cache_bytes : 0;
+  return io::zarr::Array(array.store(), array.path(), m, options);
+}
+
 // Opens `url`: a plain 3D Zarr array, or an MDIO dataset (its seismic variable and trace mask);
-// `variable` names the array inside a group explicitly (then no mask is looked up).
-inline std::unique_ptr<VolumeSource> open_volume(const std::string& url, const std::string& variable = "") {
+// `variable` names the array inside a group explicitly (then no mask is looked up). Crops are read
+// with a decoded-chunk cache of `cache_bytes` when the volume fits in it (with_crop_cache).
+inline std::unique_ptr<VolumeSource> open_volume(const std::string& url, const std::string& variable = "",
+                                                 size_t cache_bytes = size_t(256) << 20) {
   std::shared_ptr<io::Store> store;
   try {
     store = io::open_store(url);
     io::zarr::Node node = io::zarr::open_node(store, "");
     if (auto* array = std::get_if<io::zarr::Array>(&node)) {
       SFM_CHECK(variable.empty(), "data.variable '", variable, "' given, but the URL is an array, not a group");
-      return std::make_unique<ZarrVolume>(std::move(*array), std::nullopt, url);
+      return std::make_unique<ZarrVolume>(with_crop_cache(*array, cache_bytes), std::nullopt, url);
     }
-    if (!variable.empty()) return std::make_unique<ZarrVolume>(std::get<io::zarr::Group>(node).open_array(variable),
-                                                               std::nullopt, url);
+    if (!variable.empty())
+      return std::make_unique<ZarrVolume>(with_crop_cache(std::get<io::zarr::Group>(node).open_array(variable), cache_bytes),
+                                          std::nullopt, url);
     const auto dataset = io::mdio::Dataset::open(store, "");
-    return std::make_unique<ZarrVolume>(dataset.seismic(), dataset.trace_mask(), url);
+    return std::make_unique<ZarrVolume>(with_crop_cache(dataset.seismic(), cache_bytes), dataset.trace_mask(), url);
   } catch (const Error& e) {
     fail("cannot open the volume '", url, "': ", e.what());
   }

@@ -30,6 +30,7 @@ struct TrainConfig {
   bool flip = false;
   double min_live_fraction = 0.5;
   int threads = 4, prefetch = 8;
+  int64_t cache_mib = 256;        // zarr: decoded-chunk cache per volume, used when the volume fits in it
   // train
   int64_t batch = 8, micro_batch = 8, steps = 300, warmup_steps = 20;
   double lr = 1.5e-4, min_lr = 0, weight_decay = 0.05, clip_grad = 1.0;
@@ -50,7 +51,7 @@ inline nlohmann::json default_train_json() {
   return nlohmann::json::parse(R"({
     "model": "tiny",
     "data": {"source": "zarr", "url": null, "variable": null, "normalize": "robust", "clip_percentile": 0.5,
-             "flip": true, "min_live_fraction": 0.5, "threads": 4, "prefetch": 8,
+             "flip": true, "min_live_fraction": 0.5, "threads": 4, "prefetch": 8, "cache_mib": 256,
              "shape": [64, 64, 128], "seed": 0},
     "train": {"batch": 8, "micro_batch": 8, "steps": 300, "lr": 1.5e-4, "min_lr": 0.0, "warmup_steps": 20,
               "weight_decay": 0.05, "clip_grad": 1.0, "seed": 0, "recompute": "none"},
@@ -171,6 +172,9 @@ inline TrainConfig parse_train_config(const nlohmann::json& j) {
   c.threads = get<int>(j, "data", "threads", "an integer");
   c.prefetch = get<int>(j, "data", "prefetch", "an integer");
   SFM_CHECK(c.threads >= 1 && c.prefetch >= 1, "config: data.threads and data.prefetch must be at least 1");
+  c.cache_mib = get<int64_t>(j, "data", "cache_mib", "an integer");
+  SFM_CHECK(c.cache_mib >= 0 && c.cache_mib <= (int64_t(1) << 30), "config: data.cache_mib must be between 0 and 2^30, got ",
+            c.cache_mib);
 
   c.batch = get<int64_t>(j, "train", "batch", "an integer");
   c.micro_batch = get<int64_t>(j, "train", "micro_batch", "an integer");

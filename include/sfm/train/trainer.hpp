@@ -68,7 +68,7 @@ inline std::shared_ptr<const CropSampler> make_crop_sampler(const TrainConfig& c
     volumes.push_back(std::make_shared<MemoryVolume>(synthesize_seismic({c.synthetic_shape, c.synthetic_seed}),
                                                      c.synthetic_shape, "synthetic volume"));
   else
-    for (const std::string& url : c.urls) volumes.push_back(open_volume(url, c.variable));
+    for (const std::string& url : c.urls) volumes.push_back(open_volume(url, c.variable, size_t(c.cache_mib) << 20));
   for (const auto& v : volumes) {
     const Box3 s = v->shape();
     for (size_t i = 0; i < 3; ++i)

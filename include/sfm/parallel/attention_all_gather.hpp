@@ -32,20 +32,17 @@ class AllGatherKV {
   void forward(HeadsView<T> out, T* lse, InHeads<T> q, InHeads<T> k, InHeads<T> v, AttentionShape s, T scale) {
     using namespace context_detail;
     const Backend be{};
-    const int P = comm_->size(), r = comm_->rank();
-    const SequenceBlocks seq = sequence_of(s, P);
-    const AttentionShape local = block_shape(s, seq);
-    const int64_t kv_size = KvBlock<T>::size(local), stats = local.batch * local.heads * local.q_len;
-    workspace_.reset(workspace_bytes<T>(s));
-    auto carve = [&](int64_t count) { return workspace_.template carve<T>(count); };
-    T* all = carve(P * kv_size);
-    const HeadsView<T> part = contiguous_heads(carve(kv_size / 2), local);
-    T* part_lse = carve(stats);
+    BlockPass<Backend, T> pass(comm_->size(), comm_->rank(), s, workspace_, workspace_bytes<T>(s));
+    const int P = pass.P, r = pass.r;
+    const int64_t kv_size = pass.kv_size;
+    T* all = pass.carve(P * kv_size);
+    const HeadsView<T> part = contiguous_heads(pass.carve(kv_size / 2), pass.local);
+    T* part_lse = pass.carve(pass.stats);
 
-    gather_kv(be, all, k, v, local, seq.valid(r));
+    gather_kv(be, all, k, v, pass.local, pass.seq.valid(r));
     for (int owner = 0; owner < P; ++owner)
-      forward_block(be, owner == 0, out, lse, part, part_lse, q, KvBlock<T>{all + owner * kv_size, local}, scale,
-                    ValidRows{seq.valid(r), seq.valid(owner)});
+      forward_block(be, owner == 0, out, lse, part, part_lse, q, KvBlock<T>{all + owner * kv_size, pass.local}, scale,
+                    ValidRows{pass.seq.valid(r), pass.seq.valid(owner)});
   }
 
   // As RingAttention::backward.
@@ -54,16 +51,14 @@ class AllGatherKV {
                 InHeads<T> q, InHeads<T> k, InHeads<T> v, AttentionShape s, T scale) {
     using namespace context_detail;
     const Backend be{};
-    const int P = comm_->size(), r = comm_->rank();
-    const SequenceBlocks seq = sequence_of(s, P);
-    const AttentionShape local = block_shape(s, seq);
-    const int64_t mine = seq.valid(r);
-    const int64_t kv_size = KvBlock<T>::size(local), stats = local.batch * local.heads * local.q_len;
-    workspace_.reset(workspace_bytes<T>(s));
-    auto carve = [&](int64_t count) { return workspace_.template carve<T>(count); };
-    T* all = carve(P * kv_size);
-    T* shares = carve(P * kv_size);  // this rank's dK/dV share of every block
-    T* delta = carve(stats);
+    BlockPass<Backend, T> pass(comm_->size(), comm_->rank(), s, workspace_, workspace_bytes<T>(s));
+    const int P = pass.P, r = pass.r;
+    const SequenceBlocks& seq = pass.seq;
+    const AttentionShape local = pass.local;
+    const int64_t mine = seq.valid(r), kv_size = pass.kv_size;
+    T* all = pass.carve(P * kv_size);
+    T* shares = pass.carve(P * kv_size);  // this rank's dK/dV share of every block
+    T* delta = pass.carve(pass.stats);
 
     gather_kv(be, all, k, v, local, mine);
     zero_heads(be, d_q, local.batch, local.heads, local.q_len, local.head_dim);

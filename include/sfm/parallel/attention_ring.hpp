@@ -45,17 +45,13 @@ class RingAttention {
   void forward(HeadsView<T> out, T* lse, InHeads<T> q, InHeads<T> k, InHeads<T> v, AttentionShape s, T scale) {
     using namespace context_detail;
     const Backend be{};
-    const int P = comm_->size(), r = comm_->rank();
-    const SequenceBlocks seq = sequence_of(s, P);
-    const AttentionShape local = block_shape(s, seq);
-    const int64_t kv_size = KvBlock<T>::size(local), stats = local.batch * local.heads * local.q_len;
-    workspace_.reset(workspace_bytes<T>(s));
-    auto carve = [&](int64_t count) { return workspace_.template carve<T>(count); };
-    const KvBlock<T> kv[2] = {{carve(kv_size), local}, {carve(kv_size), local}};
-    const HeadsView<T> part = contiguous_heads(carve(kv_size / 2), local);  // one block's partial output
-    T* part_lse = carve(stats);
+    BlockPass<Backend, T> pass(comm_->size(), comm_->rank(), s, workspace_, workspace_bytes<T>(s));
+    const int P = pass.P, r = pass.r;
+    const KvBlock<T> kv[2] = {pass.carve_block(), pass.carve_block()};
+    const HeadsView<T> part = contiguous_heads(pass.carve(pass.kv_size / 2), pass.local);  // one block's partial output
+    T* part_lse = pass.carve(pass.stats);
 
-    pack_kv(be, kv[0], k, v, seq.valid(r));
+    pack_kv(be, kv[0], k, v, pass.seq.valid(r));
     for (int step = 0; step < P; ++step) {
       const KvBlock<T>& held = kv[step % 2];
       typename Comm::Handle next;
@@ -63,7 +59,8 @@ class RingAttention {
         next = comm_->send_recv_async(std::span<const T>(held.span()), (r + 1) % P, kv[(step + 1) % 2].span(),
                                       (r + P - 1) % P);
       const int owner = (r + P - step) % P;
-      forward_block(be, step == 0, out, lse, part, part_lse, q, held, scale, ValidRows{seq.valid(r), seq.valid(owner)});
+      forward_block(be, step == 0, out, lse, part, part_lse, q, held, scale,
+                    ValidRows{pass.seq.valid(r), pass.seq.valid(owner)});
       next.wait();
     }
   }
@@ -74,19 +71,17 @@ class RingAttention {
                 InHeads<T> q, InHeads<T> k, InHeads<T> v, AttentionShape s, T scale) {
     using namespace context_detail;
     const Backend be{};
-    const int P = comm_->size(), r = comm_->rank();
-    const SequenceBlocks seq = sequence_of(s, P);
-    const AttentionShape local = block_shape(s, seq);
+    BlockPass<Backend, T> pass(comm_->size(), comm_->rank(), s, workspace_, workspace_bytes<T>(s));
+    const int P = pass.P, r = pass.r;
+    const SequenceBlocks& seq = pass.seq;
+    const AttentionShape local = pass.local;
     const int64_t mine = seq.valid(r);
-    const int64_t kv_size = KvBlock<T>::size(local), stats = local.batch * local.heads * local.q_len;
-    workspace_.reset(workspace_bytes<T>(s));
-    auto carve = [&](int64_t count) { return workspace_.template carve<T>(count); };
-    const KvBlock<T> kv[2] = {{carve(kv_size), local}, {carve(kv_size), local}};
+    const KvBlock<T> kv[2] = {pass.carve_block(), pass.carve_block()};
     // shares[i]: this rank's dK/dV share for the block it holds plus the accumulator that arrived
     // for it, sent on; arrived: the accumulator coming from rank r − 1.
-    const KvBlock<T> shares[2] = {{carve(kv_size), local}, {carve(kv_size), local}};
-    const KvBlock<T> arrived{carve(kv_size), local};
-    T* delta = carve(stats);
+    const KvBlock<T> shares[2] = {pass.carve_block(), pass.carve_block()};
+    const KvBlock<T> arrived = pass.carve_block();
+    T* delta = pass.carve(pass.stats);
 
     pack_kv(be, kv[0], k, v, mine);
     zero_heads(be, d_q, local.batch, local.heads, local.q_len, local.head_dim);

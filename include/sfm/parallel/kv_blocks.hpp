@@ -80,6 +80,26 @@ inline AttentionShape block_shape(AttentionShape s, const SequenceBlocks& seq) {
   return {s.batch, s.heads, seq.rows(), seq.rows(), s.head_dim};
 }
 
+// What every forward and backward of a policy starts from: the group (P ranks, this one r), how the
+// global sequence splits over it, this rank's padded block shape and sizes, and the policy's
+// workspace, reset to `bytes`, to carve the pass's arrays from.
+template <class Backend, class T>
+struct BlockPass {
+  int P, r;
+  SequenceBlocks seq;
+  AttentionShape local;
+  int64_t kv_size, stats;  // elements of one packed K/V block; row statistics (one per query row)
+  Workspace<Backend>& workspace;
+
+  BlockPass(int parts, int rank, AttentionShape s, Workspace<Backend>& ws, size_t bytes)
+      : P(parts), r(rank), seq(sequence_of(s, parts)), local(block_shape(s, seq)), kv_size(KvBlock<T>::size(local)),
+        stats(local.batch * local.heads * local.q_len), workspace(ws) {
+    workspace.reset(bytes);
+  }
+  T* carve(int64_t count) { return workspace.template carve<T>(count); }
+  KvBlock<T> carve_block() { return {carve(kv_size), local}; }
+};
+
 // Copies the `valid` rows of the local K and V into a packed block (its padding is never read).
 template <class Backend, class T>
 void pack_kv(Backend be, const KvBlock<T>& kv, InHeads<T> k, InHeads<T> v, int64_t valid) {

@@ -24,21 +24,10 @@
 #include "sfm/core/error.hpp"
 #include "sfm/core/rng.hpp"
 #include "sfm/data/volume.hpp"
+#include "bench_args.hpp"
 #include "synthetic_survey.hpp"
 
 namespace {
-
-std::vector<int64_t> parse_triple(const std::string& text, const char* what) {
-  std::vector<int64_t> out;
-  for (size_t pos = 0; pos <= text.size();) {
-    const size_t comma = std::min(text.find(',', pos), text.size());
-    out.push_back(std::stoll(text.substr(pos, comma - pos)));
-    pos = comma + 1;
-  }
-  SFM_CHECK(out.size() == 3 && std::all_of(out.begin(), out.end(), [](int64_t e) { return e > 0; }), what,
-            " needs three positive extents, got ", text);
-  return out;
-}
 
 // Reads every crop of `origins` once on `threads` threads; MB/s of crop data.
 double read_crops(const sfm::VolumeSource& volume, const std::vector<sfm::Box3>& origins, const sfm::Box3& crop, int threads) {
@@ -67,8 +56,8 @@ int main(int argc, char** argv) try {
     const std::string key = argv[i];
     SFM_CHECK(i + 1 < argc, key, " needs a value");
     const std::string value = argv[i + 1];
-    if (key == "--shape") shape = parse_triple(value, "--shape");
-    else if (key == "--crop") crop_extent = parse_triple(value, "--crop");
+    if (key == "--shape") shape = sfm::bench::int_list(key, value, 3);
+    else if (key == "--crop") crop_extent = sfm::bench::int_list(key, value, 3);
     else if (key == "--crops") crops = std::stoll(value);
     else if (key == "--threads") threads = std::stoi(value);
     else if (key == "--cache-mib") cache_mib = std::stoll(value);

@@ -20,24 +20,8 @@
 
 #include "sfm/comm/serial.hpp"
 #include "sfm/train/trainer.hpp"
+#include "bench_args.hpp"
 #include "synthetic_survey.hpp"
-
-namespace {
-
-std::vector<int64_t> parse_shape(const std::string& text) {
-  std::vector<int64_t> shape;
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    const size_t comma = text.find(',', pos);
-    shape.push_back(std::stoll(text.substr(pos, comma - pos)));
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
-  }
-  SFM_CHECK(shape.size() == 3, "--shape needs three extents, got ", text);
-  return shape;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) try {
   std::string model = "small", dir = "build/data-wait";
@@ -56,7 +40,7 @@ int main(int argc, char** argv) try {
     if (key == "--model") model = value;
     else if (key == "--steps") steps = std::stoll(value);
     else if (key == "--batch") batch = std::stoll(value);
-    else if (key == "--shape") shape = parse_shape(value);
+    else if (key == "--shape") shape = sfm::bench::int_list(key, value, 3);
     else if (key == "--dir") dir = value;
     else if (key == "--set") sets.push_back(value);
     else sfm::fail("unknown option ", key);

@@ -38,28 +38,13 @@
 #include "sfm/io/store_key.hpp"
 #include "sfm/io/zarr/array.hpp"
 #include "sfm/io/zarr/writer.hpp"
+#include "bench_args.hpp"
 
 namespace {
 
 using nlohmann::json;
 namespace fs = std::filesystem;
 namespace zarr = sfm::io::zarr;
-
-std::vector<std::string> split(const std::string& text) {
-  std::vector<std::string> out;
-  for (size_t begin = 0; begin <= text.size();) {
-    const size_t comma = std::min(text.find(',', begin), text.size());
-    out.push_back(text.substr(begin, comma - begin));
-    begin = comma + 1;
-  }
-  return out;
-}
-
-std::vector<int64_t> parse_list(const std::string& text) {
-  std::vector<int64_t> out;
-  for (const std::string& item : split(text)) out.push_back(std::stoll(item));
-  return out;
-}
 
 // Both stores of the synthetic volume, written unless DIR already holds them for this shape.
 void write_stores(const fs::path& dir, const std::vector<int64_t>& shape) {
@@ -284,13 +269,13 @@ int main(int argc, char** argv) try {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string key = argv[i], value = argv[i + 1];
     if (key == "--dir") dir = value;
-    else if (key == "--shape") shape = parse_list(value);
+    else if (key == "--shape") shape = sfm::bench::int_list(key, value, 3);
     else if (key == "--box") box = std::stoll(value);
     else if (key == "--boxes") count = std::stoll(value);
     else if (key == "--seed") seed = std::stoull(value);
     else if (key == "--http") http = value;
-    else if (key == "--in-flight") in_flight = parse_list(value);
-    else if (key == "--stores") stores = split(value);
+    else if (key == "--in-flight") in_flight = sfm::bench::int_list(key, value);
+    else if (key == "--stores") stores = sfm::bench::split_list(value);
     else sfm::fail("unknown option ", key);
   }
   SFM_CHECK(!dir.empty(), "--dir is required");

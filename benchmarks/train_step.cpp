@@ -20,11 +20,8 @@ int main(int argc, char** argv) try {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string key = argv[i], value = argv[i + 1];
     if (key == "--config") config_name = value;
-    else if (key == "--batch") options.batch = std::stoll(value);
-    else if (key == "--steps") options.steps = std::stoll(value);
-    else if (key == "--warmup") options.warmup = std::stoll(value);
     else if (key == "--threads") threads = std::stoi(value);
-    else sfm::fail("unknown option ", key);
+    else if (!options.set(key, value)) sfm::fail("unknown option ", key);
   }
   omp_set_num_threads(threads);
   const sfm::StepBenchResult r = sfm::time_train_steps<sfm::Cpu>(sfm::named_model_config(config_name), options);

@@ -18,11 +18,8 @@ int main(int argc, char** argv) try {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string key = argv[i], value = argv[i + 1];
     if (key == "--config") config_name = value;
-    else if (key == "--batch") options.batch = std::stoll(value);
-    else if (key == "--steps") options.steps = std::stoll(value);
-    else if (key == "--warmup") options.warmup = std::stoll(value);
     else if (key == "--precision") precision = value;
-    else sfm::fail("unknown option ", key);
+    else if (!options.set(key, value)) sfm::fail("unknown option ", key);
   }
   std::printf("%s\n", sfm::cuda_train_bench(sfm::named_model_config(config_name), options, precision).dump().c_str());
   return 0;

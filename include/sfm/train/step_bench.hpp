@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -23,6 +24,13 @@ namespace sfm {
 struct StepBenchOptions {
   int64_t batch = 8, steps = 5, warmup = 1;
   std::function<void()> after_step;  // called after every step (e.g. to sample device memory)
+
+  // A benchmark's "--batch", "--steps" or "--warmup" option; false for any other key.
+  bool set(const std::string& key, const std::string& value) {
+    int64_t* field = key == "--batch" ? &batch : key == "--steps" ? &steps : key == "--warmup" ? &warmup : nullptr;
+    if (field != nullptr) *field = std::stoll(value);
+    return field != nullptr;
+  }
 };
 
 struct StepBenchResult {

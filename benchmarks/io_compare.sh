@@ -7,6 +7,11 @@
 # ranges replayed over the same nginx, nothing decoded).
 #
 #   benchmarks/io_compare.sh [BUILD_DIR=build] [WORK_DIR=BUILD_DIR/io-bench] [BOXES=24]
+#
+# SERVER_CPUS=LIST (for taskset, e.g. 1) runs nginx on those CPUs alone and every reader (sfm local
+# and HTTP, the peers) on the others, as if the server were another machine: on a small machine
+# the server otherwise takes the cores the client decodes on. Every ratio then compares readers
+# on the same client CPUs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -35,7 +40,14 @@ http {
   server { listen 127.0.0.1:$port; root $work/data; }
 }
 CONF
-/usr/sbin/nginx -e "$work/nginx/error.log" -c "$work/nginx/nginx.conf" -p "$work/nginx" &
+server=() client=()
+if [ -n "${SERVER_CPUS:-}" ]; then
+  all=$(seq -s, 0 $(($(nproc --all) - 1)))
+  rest=$($python -c 'import sys; a, s = sys.argv[1].split(","), set(sys.argv[2].split(",")); print(",".join(c for c in a if c not in s))' "$all" "$SERVER_CPUS")
+  [ -n "$rest" ] || { echo "io_compare.sh: SERVER_CPUS=$SERVER_CPUS leaves no CPU for the readers" >&2; exit 2; }
+  server=(taskset -c "$SERVER_CPUS") client=(taskset -c "$rest")
+fi
+"${server[@]}" /usr/sbin/nginx -e "$work/nginx/error.log" -c "$work/nginx/nginx.conf" -p "$work/nginx" &
 nginx_pid=$!
 trap 'kill $nginx_pid 2>/dev/null || true; wait $nginx_pid 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
@@ -43,14 +55,15 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-sfm_json=$("$build/bin/bench_io_read" --dir "$work/data" --boxes "$boxes" --http "http://127.0.0.1:$port")
-peers_json=$($python benchmarks/io_read_peers.py --dir "$work/data")
+sfm_json=$("${client[@]}" "$build/bin/bench_io_read" --dir "$work/data" --boxes "$boxes" --http "http://127.0.0.1:$port")
+peers_json=$("${client[@]}" $python benchmarks/io_read_peers.py --dir "$work/data")
 echo "$sfm_json"
 echo "$peers_json"
 $python - "$sfm_json" "$peers_json" <<'PY'
-import json, sys
+import json, os, sys
 sfm, peers = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-out = {"benchmark": "io_compare", "cpus": sfm["cpus"], "box": sfm["box"], "boxes": sfm["boxes"], "stores": {}}
+out = {"benchmark": "io_compare", "cpus": sfm["cpus"], "server_cpus": os.environ.get("SERVER_CPUS") or "shared",
+       "box": sfm["box"], "boxes": sfm["boxes"], "stores": {}}
 for store, r in sfm["results"].items():
     local = r["local"]["mb_per_s"]
     s = {"sfm_local_mb_per_s": round(local, 1)}

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -60,14 +61,15 @@ namespace detail {
 // 16 elements (rewriting a few with the same values) instead of a scalar tail.
 template <size_t N>
 inline void unshuffle_run(const std::byte* const* planes, size_t first, size_t count, std::byte* out) {
+  static_assert(N == 2 || N == 4 || N == 8, "word-wise runs: 2, 4 or 8-byte elements (called on little-endian hosts)");
   using Word = std::conditional_t<N == 2, uint16_t, std::conditional_t<N == 4, uint32_t, uint64_t>>;
-  if constexpr (N == 2 || N == 4 || N == 8) {
+  {
     const uint8_t* p[N];
     for (size_t j = 0; j < N; ++j) p[j] = reinterpret_cast<const uint8_t*>(planes[j]) + first;
     const auto elements = [&](size_t at, size_t n) {
       for (size_t i = at; i < at + n; ++i) {
         Word w = 0;
-        for (size_t j = 0; j < N; ++j) w |= Word(p[j][i]) << (8 * j);  // little-endian: lone_blosc's native order
+        for (size_t j = 0; j < N; ++j) w |= Word(p[j][i]) << (8 * j);  // byte j is the j-th least significant
         std::memcpy(out + i * N, &w, N);
       }
     };
@@ -94,21 +96,19 @@ inline void unshuffle_run(const std::byte* const* planes, size_t first, size_t c
     size_t i = 0;
     for (; i + kStep <= count; i += kStep) step(i);
     if (i < count) step(count - kStep);
-  } else {
-    for (size_t i = 0; i < count; ++i)
-      for (size_t j = 0; j < N; ++j) out[i * N + j] = planes[j][first + i];
   }
 }
 
+// The same for any element size: 2, 4 and 8 bytes through the word-wise runs above (on
+// little-endian hosts), others byte by byte.
 inline void unshuffle_run(const std::byte* const* planes, size_t typesize, size_t first, size_t count, std::byte* out) {
-  switch (typesize) {
-    case 2: return unshuffle_run<2>(planes, first, count, out);
-    case 4: return unshuffle_run<4>(planes, first, count, out);
-    case 8: return unshuffle_run<8>(planes, first, count, out);
-    default:
-      for (size_t i = 0; i < count; ++i)
-        for (size_t j = 0; j < typesize; ++j) out[i * typesize + j] = planes[j][first + i];
+  if constexpr (std::endian::native == std::endian::little) {
+    if (typesize == 2) return unshuffle_run<2>(planes, first, count, out);
+    if (typesize == 4) return unshuffle_run<4>(planes, first, count, out);
+    if (typesize == 8) return unshuffle_run<8>(planes, first, count, out);
   }
+  for (size_t i = 0; i < count; ++i)
+    for (size_t j = 0; j < typesize; ++j) out[i * typesize + j] = planes[j][first + i];
 }
 
 // Whether this build decompresses blosc format code `format` itself: 1 lz4 (and lz4hc), 3 zlib,

@@ -114,8 +114,8 @@ class ZarrVolume final : public VolumeSource {
 // the array fits in it (each is then decoded once), none otherwise. Uniformly random crops of a
 // larger volume rarely meet a cached chunk again, and without a cache a read decodes only the blosc
 // blocks its crop needs (io/zarr/blosc_scatter.hpp): 128³ crops from a 512³ survey twice the
-// default cache's size, read by 4 threads on 2 cores, came at 1.6× the MB/s without it, although
-// 61 % of the chunk reads hit the cache.
+// default cache's size, read by 4 threads on 2 cores, came at 1.45× the MB/s without it, although
+// 61 % of the chunk reads hit the cache (bench_crop_read).
 inline io::zarr::Array with_crop_cache(const io::zarr::Array& array, size_t cache_bytes) {
   const io::zarr::ArrayMetadata& m = array.metadata();
   const std::vector<int64_t>& chunk = m.chunk_shape();  // what the cache holds: whole (inner) chunks

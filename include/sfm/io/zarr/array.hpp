@@ -5,12 +5,13 @@
 // with one Store::get_each (sharded: a get_many for the shard indexes, then a get_each for the
 // inner chunks' byte ranges). Each value is decoded and its overlap copied into the output in C
 // order as soon as it arrives, on a thread pool, so decoding overlaps the reads still in flight.
-// With the cache on, whole chunks are decoded into buffers the cache keeps. With it off, a chunk
-// whose only codec is blosc is decoded by blosc_scatter straight into the box: only the blosc
-// blocks holding the overlap are decompressed, and only the overlap's elements are unshuffled
-// (random 128³ crops decompress a half (128³ chunks) to two thirds (64³) of what whole chunks
-// would); other chunks the box crosses in dim 0 decode only the rows it needs when the codecs
-// allow (libblosc's getitem for bit shuffle, blosclz, ...), into a pooled, uninitialised buffer.
+// With the cache on, whole chunks are decoded into buffers the cache keeps (lone-blosc chunks by
+// blosc_scatter, 1.25× libblosc's decompress). With it off, a chunk whose only codec is blosc is
+// decoded by blosc_scatter straight into the box: only the blosc blocks holding the overlap are
+// decompressed, and only the overlap's elements are unshuffled (random 128³ crops decompress a
+// half (128³ chunks) to two thirds (64³) of what whole chunks would); other chunks the box
+// crosses in dim 0 decode only the rows it needs when the codecs allow (libblosc's getitem for
+// bit shuffle, blosclz, ...), into a pooled, uninitialised buffer.
 // Such a chunk of an unsharded array is also read in parts (Store::get_chained): its blosc header
 // and block offsets (a guess of 4 KiB, more if the offsets go on), then the stored span of the
 // blocks holding those rows, each chunk's second read starting as soon as its first is answered;
@@ -344,18 +345,32 @@ inline void Array::read_box(std::span<const int64_t> start, std::span<const int6
     copy(in_slab, slab.bytes().data(), slab_shape);
     return true;
   };
-  // The unit's overlap decoded by blosc_scatter straight into the box from the stored bytes
-  // `stored` (from byte `begin` of the chunk on); false when it leaves the chunk to libblosc.
-  const std::vector<int64_t> box_strides = nd::strides(shape);
-  const auto scatter = [&](const Overlap& o, const codec::BloscHeader& header, ByteView layout, size_t begin,
+  // `part` of a unit decoded by blosc_scatter from the stored bytes `stored` (from byte `begin` of
+  // the chunk on); false when it leaves the chunk to libblosc.
+  const std::vector<int64_t> box_strides = nd::strides(shape), unit_strides = nd::strides(unit_shape);
+  const std::vector<int64_t> unit_origin(rank, 0);
+  const auto scatter = [&](const ChunkOverlap& part, const codec::BloscHeader& header, ByteView layout, size_t begin,
                            ByteView stored, const std::string& where) {
     const auto t0 = std::chrono::steady_clock::now();
-    int64_t at = 0;
-    for (size_t d = 0; d < rank; ++d) at += o.dst[d] * box_strides[d];
-    const ChunkOverlap part{unit_shape, o.src, o.extent, out.data() + at, box_strides};
     const std::optional<size_t> decoded = blosc_scatter(header, layout, begin, stored, pipeline.dtype(), part, where);
     if (decoded) count_decode(t0, *decoded);
     return decoded.has_value();
+  };
+  // The unit's overlap `o` with the box, decoded straight into the box.
+  const auto scatter_to_box = [&](const Overlap& o, const codec::BloscHeader& header, ByteView layout, size_t begin,
+                                  ByteView stored, const std::string& where) {
+    int64_t at = 0;
+    for (size_t d = 0; d < rank; ++d) at += o.dst[d] * box_strides[d];
+    return scatter(ChunkOverlap{unit_shape, o.src, o.extent, out.data() + at, box_strides}, header, layout, begin, stored,
+                   where);
+  };
+  // The header of a whole stored unit that blosc_scatter may decode (a lone blosc codec, all its
+  // bytes in hand); std::nullopt otherwise.
+  const auto whole_blosc = [&](ByteView encoded, const std::string& where) -> std::optional<codec::BloscHeader> {
+    if (rank == 0 || !pipeline.lone_blosc() || encoded.size() < codec::kBloscHeaderBytes) return std::nullopt;
+    const codec::BloscHeader header = codec::blosc_header(encoded, where);
+    if (encoded.size() < header.cbytes) return std::nullopt;
+    return header;
   };
   const Place place = [&](Unit& u, std::optional<ByteView> encoded) {
     const Overlap o = overlap(u, start, shape);
@@ -365,17 +380,17 @@ inline void Array::read_box(std::span<const int64_t> start, std::span<const int6
       return;
     }
     const std::string where = where_unit(u);
+    const std::optional<codec::BloscHeader> header = whole_blosc(*encoded, where);
     if (caching) {
       auto owned = std::make_shared<std::vector<float>>(unit_count);
-      decode_unit(*encoded, unit_shape, pipeline, where, *owned);
+      const ChunkOverlap all{unit_shape, unit_origin, unit_shape, owned->data(), unit_strides};
+      if (!header || !scatter(all, *header, *encoded, 0, *encoded, where))
+        decode_unit(*encoded, unit_shape, pipeline, where, *owned);
       copy(o, reinterpret_cast<const std::byte*>(owned->data()), unit_shape);
       u.data = std::move(owned);
       return;
     }
-    if (rank > 0 && pipeline.lone_blosc() && encoded->size() >= codec::kBloscHeaderBytes) {
-      const codec::BloscHeader header = codec::blosc_header(*encoded, where);
-      if (encoded->size() >= header.cbytes && scatter(o, header, *encoded, 0, *encoded, where)) return;
-    }
+    if (header && scatter_to_box(o, *header, *encoded, 0, *encoded, where)) return;
     if (rank > 0 && o.extent[0] < unit_shape[0] && place_rows(o, [&](size_t offset, std::span<std::byte> rows) {
           return pipeline.decode_range_into(*encoded, unit_shape, offset, rows, where);
         }))
@@ -389,7 +404,7 @@ inline void Array::read_box(std::span<const int64_t> start, std::span<const int6
     u.placed = true;
     const std::string where = where_unit(u);
     const Overlap o = overlap(u, start, shape);
-    if (scatter(o, header, layout, begin, blocks, where)) return;
+    if (scatter_to_box(o, header, layout, begin, blocks, where)) return;
     place_rows(o, [&](size_t offset, std::span<std::byte> rows) {
       codec::blosc_decode_blocks_into(header, layout, begin, blocks, offset, rows, where);
       return true;

@@ -1,9 +1,5 @@
 // The main of every MPI test binary (see sfm_add_mpi_test in tests/CMakeLists.txt).
-#if __has_include(<catch2/catch_session.hpp>)
-#include <catch2/catch_session.hpp>
-#else
-#define CATCH_CONFIG_RUNNER
-#endif
+#include "catch_main.hpp"
 #include "mpi_test_main.hpp"
 
 int main(int argc, char** argv) {

@@ -1,11 +1,7 @@
 // The main of the NCCL test binaries (under mpiexec, one rank per GPU): Catch2 in every MPI rank
 // when a CUDA device is present; otherwise a loud SKIPPED line and exit code 77
 // (tests/cuda_device.hpp).
-#if __has_include(<catch2/catch_session.hpp>)
-#include <catch2/catch_session.hpp>
-#else
-#define CATCH_CONFIG_RUNNER
-#endif
+#include "catch_main.hpp"
 #include "cuda_device.hpp"
 #include "mpi_test_main.hpp"
 

@@ -8,7 +8,6 @@
 // count every trace as live.
 #pragma once
 
-#include <algorithm>
 #include <memory>
 #include <span>
 #include <string>
@@ -121,7 +120,7 @@ inline io::zarr::Array with_crop_cache(const io::zarr::Array& array, size_t cach
   const std::vector<int64_t>& chunk = m.chunk_shape();  // what the cache holds: whole (inner) chunks
   double decoded = sizeof(float);
   for (size_t d = 0; d < m.rank(); ++d)
-    decoded *= double((m.shape[d] + chunk[d] - 1) / std::max<int64_t>(chunk[d], 1) * chunk[d]);
+    decoded *= double((m.shape[d] + chunk[d] - 1) / chunk[d] * chunk[d]);  // edge chunks are whole
   io::zarr::ArrayOptions options;
   options.cache_bytes = decoded <= double(cache_bytes) ? cache_bytes : 0;
   return io::zarr::Array(array.store(), array.path(), m, options);

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "sfm/comm/thread.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/mae/mask.hpp"
 #include "sfm/model/activations.hpp"
 #include "sfm/model/context_parallel.hpp"
@@ -111,7 +112,7 @@ int main(int argc, char** argv) {
   for (int cp : {1, 2, 4}) {
     sfm::run_ranks(cp, [&](sfm::ThreadComm& comm) {
       if (comm.rank() != 0) return;  // every rank of a group holds the same amount
-      const sfm::ContextParallelGroup<sfm::RingAttention<sfm::ThreadComm>, sfm::ThreadComm> ring(comm);
+      const sfm::ContextParallelGroup<sfm::RingAttention<sfm::ThreadComm, sfm::Cpu>, sfm::ThreadComm> ring(comm);
       const sfm::SingleRank<sfm::Cpu> single;  // what the model runs with when cp = 1
       const sfm::ContextParallel& group = cp == 1 ? static_cast<const sfm::ContextParallel&>(single) : ring;
       for (const bool recompute : {false, true}) {

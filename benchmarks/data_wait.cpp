@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "sfm/comm/serial.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/train/trainer.hpp"
 #include "bench_args.hpp"
 #include "synthetic_survey.hpp"
@@ -68,7 +69,7 @@ int main(int argc, char** argv) try {
   sfm::TrainOptions options;
   options.console = nullptr;
   options.handle_signals = false;
-  const sfm::TrainResult result = sfm::train(config, world, options);
+  const sfm::TrainResult result = sfm::train<sfm::Cpu>(config, world, options);
 
   // Per-step records: metrics.jsonl has one per step (log_every 1).
   std::vector<double> step_s, wait_s;

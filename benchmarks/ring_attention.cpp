@@ -26,6 +26,7 @@
 
 #include "sfm/comm/thread.hpp"
 #include "sfm/core/rng.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/parallel/attention.hpp"
 
 namespace {
@@ -99,13 +100,15 @@ nlohmann::json run(const char* name, bool local, int cp, AttentionShape s, int64
       comm.reset_stats();
       comm.barrier();
       const auto t0 = clock::now();
-      policy.forward(block.rows_view(block.out), block.lse.data(), block.part(block.qkv, 0), block.part(block.qkv, 1),
-                     block.part(block.qkv, 2), s, scale);
+      const sfm::AttentionInputs<float> args{block.part(block.qkv, 0), block.part(block.qkv, 1),
+                                             block.part(block.qkv, 2), s, scale};
+      policy.forward(sfm::AttentionOutputs<float>{block.rows_view(block.out), block.lse.data()}, args);
       comm.barrier();
       const auto t1 = clock::now();
-      policy.backward(block.part(block.d_qkv, 0), block.part(block.d_qkv, 1), block.part(block.d_qkv, 2),
-                      block.rows_view(block.d_out), block.rows_view(block.out), block.lse.data(), block.part(block.qkv, 0),
-                      block.part(block.qkv, 1), block.part(block.qkv, 2), s, scale);
+      policy.backward(sfm::AttentionGrads<float>{block.part(block.d_qkv, 0), block.part(block.d_qkv, 1),
+                                                 block.part(block.d_qkv, 2)},
+                      block.rows_view(block.d_out), sfm::SavedAttention<float>{block.rows_view(block.out), block.lse.data()},
+                      args);
       comm.barrier();
       const auto t2 = clock::now();
       if (rep > 0) {
@@ -154,12 +157,12 @@ int main(int argc, char** argv) try {
   const int64_t budget = int64_t(budget_gib * double(int64_t(1) << 30));
   nlohmann::json runs = nlohmann::json::array();
   runs.push_back(run("local", true, 1, s, layers, int(threads), int(repeats), budget,
-                     [](ThreadComm&) { return sfm::LocalAttention<>{}; }));
+                     [](ThreadComm&) { return sfm::LocalAttention<sfm::Cpu>{}; }));
   for (int cp : {1, 2, 4}) {
     runs.push_back(run("ring", false, cp, s, layers, int(threads), int(repeats), budget,
-                       [](ThreadComm& comm) { return sfm::RingAttention<ThreadComm>(comm); }));
+                       [](ThreadComm& comm) { return sfm::RingAttention<ThreadComm, sfm::Cpu>(comm); }));
     runs.push_back(run("all_gather_kv", false, cp, s, layers, int(threads), int(repeats), budget,
-                       [](ThreadComm& comm) { return sfm::AllGatherKV<ThreadComm>(comm); }));
+                       [](ThreadComm& comm) { return sfm::AllGatherKV<ThreadComm, sfm::Cpu>(comm); }));
   }
   const nlohmann::json result{{"benchmark", "ring_attention"}, {"backend", "cpu"},   {"dtype", "float32"},
                               {"length", length},             {"batch", batch},     {"heads", heads},

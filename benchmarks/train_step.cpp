@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <string>
 
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/train/step_bench.hpp"
 
 int main(int argc, char** argv) try {

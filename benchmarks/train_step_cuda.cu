@@ -9,7 +9,7 @@
 #include <cstdio>
 #include <string>
 
-#include "sfm/train/step_bench_cuda.cuh"
+#include "sfm/kernels/cuda/step_bench.cuh"
 
 int main(int argc, char** argv) try {
   std::string config_name = "base", precision = "fp32";

@@ -13,6 +13,7 @@
 
 #include "sfm/comm/mpi.hpp"
 #include "sfm/data/synthetic.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/model/vit_mae.hpp"
 #include "sfm/parallel/zero.hpp"
 
@@ -29,7 +30,7 @@ template <int Stage>
 double step_ms(sfm::MpiComm& comm, const Options& o, bool overlap) {
   const sfm::ModelConfig config = sfm::named_model_config(o.config);
   sfm::VitMae<sfm::Cpu> model(config, /*resident=*/false);
-  sfm::ZeroOptimizer<sfm::ZeroStage<Stage>, sfm::MpiComm> zero(model.table(), comm, {sfm::AdamWConfig{}, overlap});
+  sfm::ZeroOptimizer<sfm::ZeroStage<Stage>, sfm::MpiComm, sfm::Cpu> zero(model.table(), comm, {sfm::AdamWConfig{}, overlap});
   model.use_param_store(zero);
   zero.init_params(0);
   const auto volumes = sfm::synthesize_seismic(

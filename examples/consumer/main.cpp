@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include <sfm/data/synthetic.hpp>
+#include <sfm/kernels/cpu/kernels.hpp>  // the backend this program runs (sfm::Cpu)
 #include <sfm/model/vit_mae.hpp>
 #include <sfm/optim/adamw.hpp>
 #include <sfm/optim/clip.hpp>

@@ -7,6 +7,7 @@
 
 #include <cstdio>
 
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "bench_cuda.hpp"
 #include "cli.hpp"
 
@@ -17,8 +18,7 @@ int run_bench(int argc, char** argv) {
             "[--precision fp32|tf32] [--steps K] [--batch B] [--warmup W]");
   const Args args = parse_args(argc, argv, 3, {"config", "backend", "precision", "steps", "batch", "warmup"});
   SFM_CHECK(args.positional.empty(), "unexpected argument '", args.positional.empty() ? "" : args.positional[0], "'");
-  const std::string backend = args.get("backend", "cpu");
-  SFM_CHECK(backend == "cpu" || backend == "cuda", "--backend: '", backend, "' (known: cpu, cuda)");
+  const BackendKind backend = parse_backend_kind(args.get("backend", "cpu"), "--backend");
   const ModelConfig config = named_model_config(args.get("config", "small"));
   StepBenchOptions options;
   options.batch = parse_int(args.get("batch", "8"), "--batch");
@@ -27,7 +27,7 @@ int run_bench(int argc, char** argv) {
   SFM_CHECK(options.batch >= 1 && options.steps >= 1 && options.warmup >= 0,
             "--batch and --steps must be positive, --warmup >= 0");
   nlohmann::json result;
-  if (backend == "cuda") {
+  if (backend == BackendKind::cuda) {
 #ifdef SFM_CLI_HAVE_CUDA
     result = bench_train_cuda(config, options, args.get("precision", "tf32"));
 #else
@@ -38,7 +38,7 @@ int run_bench(int argc, char** argv) {
     result = time_train_steps<Cpu>(config, options).to_json();
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
-    result["backend"] = "cpu";
+    result["backend"] = Cpu::name;
     result["peak_rss_bytes"] = int64_t(usage.ru_maxrss) * 1024;
   }
   result["benchmark"] = "train";

@@ -1,12 +1,12 @@
 // The CLI's CUDA half, compiled by nvcc when CMake finds CUDA (one translation unit, so the
 // backend's kernels are compiled once for the CLI):
 //   `sfm bench train --backend cuda` (bench_cuda.hpp): the train-step benchmark of
-//     train/step_bench_cuda.cuh.
+//     kernels/cuda/step_bench.cuh.
 //   `sfm train` with `"backend": "cuda"` (train_cuda.hpp; with NCCL and MPI, SFM_CLI_HAVE_CUDA_TRAIN):
 //     the one trainer of train/trainer.hpp, instantiated for VitMae<Cuda> and
 //     ZeroOptimizer<·, NcclComm, Cuda>.
 #include "bench_cuda.hpp"
-#include "sfm/train/step_bench_cuda.cuh"
+#include "sfm/kernels/cuda/step_bench.cuh"
 #ifdef SFM_CLI_HAVE_CUDA_TRAIN
 #include "sfm/comm/nccl.hpp"
 #include "train_cuda.hpp"

@@ -12,6 +12,7 @@
 #include "cli.hpp"
 #include "sfm/core/npy.hpp"
 #include "sfm/data/sampler.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/train/checkpoint.hpp"
 #include "sfm/train/run_checkpoint.hpp"
 

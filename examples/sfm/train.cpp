@@ -15,6 +15,7 @@
 
 #include "cli.hpp"
 #include "sfm/comm/serial.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/train/trainer.hpp"
 #ifdef SFM_CLI_HAVE_CUDA_TRAIN
 #include "train_cuda.hpp"
@@ -75,7 +76,7 @@ int train_on(const TrainConfig& config, Comm& world, const Args& args, bool& sta
   options.console = world.rank() == 0 ? stderr : nullptr;
   options.started = [&] { started = true; };
   const TrainResult result =
-      config.backend == "cuda" ? train_cuda(config, world, options) : train(config, world, options);
+      config.backend == BackendKind::cuda ? train_cuda(config, world, options) : train<Cpu>(config, world, options);
   if (world.rank() == 0 && !result.losses.empty())
     std::fprintf(stderr, "sfm train: %lld steps in %.1f s, loss %.4f → %.4f, data wait %.1f%%, output %s\n",
                  (long long)(result.end_step - result.first_step), result.seconds, result.losses.front(),

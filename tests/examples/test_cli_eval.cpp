@@ -4,6 +4,7 @@
 
 #include "cli_run.hpp"
 #include "sfm/core/npy.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/train/checkpoint.hpp"
 #include "sfm_test.hpp"
 

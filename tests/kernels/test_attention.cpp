@@ -10,6 +10,10 @@ namespace {
 
 using sfm::AttentionShape;
 using sfm::HeadsView;
+using sfm::AttentionGrads;
+using sfm::AttentionInputs;
+using sfm::AttentionOutputs;
+using sfm::SavedAttention;
 
 // Naive reference: for each (b, h, i): s_j = scale·q_i·k_j, p = softmax(s), out_i = Σ p_j v_j.
 void naive_attention(std::vector<double>& out, std::vector<double>& lse, const std::vector<double>& q,
@@ -52,9 +56,10 @@ TEST_CASE("attention_forward equals naive softmax attention, with the log-sum-ex
     auto q = sfm::test::random_values(nq, 1), k = sfm::test::random_values(nk, 2), v = sfm::test::random_values(nk, 3);
     const double scale = 1.0 / std::sqrt(double(s.head_dim));
     std::vector<double> out(nq), lse(size_t(s.batch * s.heads * s.q_len)), ref_out(nq), ref_lse(lse.size());
-    sfm::attention_forward(sfm::Cpu{}, bhld(out, s.heads, s.q_len, s.head_dim), lse.data(),
-                           bhld(q, s.heads, s.q_len, s.head_dim), bhld(k, s.heads, s.k_len, s.head_dim),
-                           bhld(v, s.heads, s.k_len, s.head_dim), s, scale);
+    sfm::attention_forward(sfm::Cpu{}, AttentionOutputs<double>{bhld(out, s.heads, s.q_len, s.head_dim), lse.data()},
+                           AttentionInputs<double>{bhld(q, s.heads, s.q_len, s.head_dim),
+                                                   bhld(k, s.heads, s.k_len, s.head_dim),
+                                                   bhld(v, s.heads, s.k_len, s.head_dim), s, scale});
     naive_attention(ref_out, ref_lse, q, k, v, s, scale);
     CHECK(sfm::test::max_abs_diff<double, double>(out, ref_out) <= 1e-12);
     CHECK(sfm::test::max_abs_diff<double, double>(lse, ref_lse) <= 1e-12);
@@ -75,10 +80,10 @@ TEST_CASE("attention on the packed qkv layout [B, L, 3, H, d] equals the contigu
   const AttentionShape s{B, H, L, L, d};
   std::vector<double> out_packed(size_t(B * L * D)), lse1(size_t(B * H * L)), out_plain(q.size()), lse2(lse1.size());
   auto part = [&](int64_t which) { return HeadsView<double>{qkv.data() + which * D, L * 3 * D, d, 3 * D}; };
-  sfm::attention_forward(sfm::Cpu{}, HeadsView<double>{out_packed.data(), L * D, d, D}, lse1.data(), part(0), part(1),
-                         part(2), s, 0.3);
-  sfm::attention_forward(sfm::Cpu{}, bhld(out_plain, H, L, d), lse2.data(), bhld(q, H, L, d), bhld(k, H, L, d),
-                         bhld(v, H, L, d), s, 0.3);
+  sfm::attention_forward(sfm::Cpu{}, AttentionOutputs<double>{HeadsView<double>{out_packed.data(), L * D, d, D}, lse1.data()},
+                         AttentionInputs<double>{part(0), part(1), part(2), s, 0.3});
+  sfm::attention_forward(sfm::Cpu{}, AttentionOutputs<double>{bhld(out_plain, H, L, d), lse2.data()},
+                         AttentionInputs<double>{bhld(q, H, L, d), bhld(k, H, L, d), bhld(v, H, L, d), s, 0.3});
   CHECK(lse1 == lse2);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < L; ++t)
@@ -94,18 +99,23 @@ TEST_CASE("attention_backward matches central finite differences of the forward"
   const auto weight = sfm::test::random_values(nq, 8);  // loss = Σ weight ∘ out
   const double scale = 0.35;
   std::vector<double> out(nq), lse(size_t(s.heads * s.q_len));
+  auto inputs = [&] {
+    return AttentionInputs<double>{bhld(q, s.heads, s.q_len, s.head_dim), bhld(k, s.heads, s.k_len, s.head_dim),
+                                   bhld(v, s.heads, s.k_len, s.head_dim), s, scale};
+  };
   auto forward = [&] {
-    sfm::attention_forward(sfm::Cpu{}, bhld(out, s.heads, s.q_len, s.head_dim), lse.data(),
-                           bhld(q, s.heads, s.q_len, s.head_dim), bhld(k, s.heads, s.k_len, s.head_dim),
-                           bhld(v, s.heads, s.k_len, s.head_dim), s, scale);
+    sfm::attention_forward(sfm::Cpu{}, AttentionOutputs<double>{bhld(out, s.heads, s.q_len, s.head_dim), lse.data()},
+                           inputs());
     return sfm::test::dot(out, weight);
   };
   forward();
   std::vector<double> dq(nq), dk(nk), dv(nk), d_out = weight;
-  sfm::attention_backward(sfm::Cpu{}, bhld(dq, s.heads, s.q_len, s.head_dim), bhld(dk, s.heads, s.k_len, s.head_dim),
-                          bhld(dv, s.heads, s.k_len, s.head_dim), bhld(d_out, s.heads, s.q_len, s.head_dim),
-                          bhld(out, s.heads, s.q_len, s.head_dim), lse.data(), bhld(q, s.heads, s.q_len, s.head_dim),
-                          bhld(k, s.heads, s.k_len, s.head_dim), bhld(v, s.heads, s.k_len, s.head_dim), s, scale);
+  sfm::attention_backward(sfm::Cpu{},
+                          AttentionGrads<double>{bhld(dq, s.heads, s.q_len, s.head_dim),
+                                                 bhld(dk, s.heads, s.k_len, s.head_dim),
+                                                 bhld(dv, s.heads, s.k_len, s.head_dim)},
+                          bhld(d_out, s.heads, s.q_len, s.head_dim),
+                          SavedAttention<double>{bhld(out, s.heads, s.q_len, s.head_dim), lse.data()}, inputs());
   for (size_t i = 0; i < nq; i += 97) CHECK(std::abs(dq[i] - sfm::test::numeric_derivative(q, i, forward)) <= 1e-7);
   for (size_t i = 0; i < nk; i += 23) {
     CHECK(std::abs(dk[i] - sfm::test::numeric_derivative(k, i, forward)) <= 1e-7);

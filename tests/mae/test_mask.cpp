@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/kernel_test_util.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/kernels/cpu/tokens.hpp"
 #include "sfm/mae/mask.hpp"
 #include "sfm/model/config.hpp"

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sample_volumes.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/model/context_parallel.hpp"
 #include "sfm/model/vit_mae.hpp"
 #include "sfm/optim/adamw.hpp"
@@ -70,10 +71,10 @@ inline Pass single_rank_pass(const ModelConfig& c, const std::vector<float>& par
 
 // The same on the cp group `comm` with attention policy Attention: every rank gets the loss and the
 // gradients summed over the group.
-template <template <class> class Attention, class Comm>
+template <template <class, class> class Attention, class Comm>
 Pass cp_pass(Comm& comm, const ModelConfig& c, const std::vector<float>& params, int64_t batch, int64_t len_keep,
              Recompute recompute = {}) {
-  ContextParallelGroup<Attention<Comm>, Comm> group(comm);
+  ContextParallelGroup<Attention<Comm, sfm::Cpu>, Comm> group(comm);
   VitMae<Cpu> model(c);
   model.params_from_host(params);
   model.set_recompute(recompute);
@@ -126,9 +127,9 @@ template <class Comm>
 std::vector<double> train_mesh(Comm& world, int cp, const CpRun& run) {
   const ModelConfig c = cp_test_config();
   Mesh<Comm> mesh(world, cp);
-  ContextParallelGroup<RingAttention<Comm>, Comm> group(mesh.context_parallel());
+  ContextParallelGroup<RingAttention<Comm, sfm::Cpu>, Comm> group(mesh.context_parallel());
   VitMae<Cpu> model(c, /*resident=*/false);
-  ZeroOptimizer<ZeroStage<2>, Comm> zero(model.table(), mesh.world());
+  ZeroOptimizer<ZeroStage<2>, Comm, sfm::Cpu> zero(model.table(), mesh.world());
   model.use_param_store(zero);
   model.use_context_parallel(group);
   zero.init_params(run.seed);

@@ -6,6 +6,7 @@
 
 #include "sfm/core/npy.hpp"
 #include "sfm/core/safetensors.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/model/vit_mae.hpp"
 #include "sfm/optim/adamw.hpp"
 #include "sfm/optim/clip.hpp"

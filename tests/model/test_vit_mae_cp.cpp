@@ -8,6 +8,7 @@
 
 #include "cp_training.hpp"
 #include "sfm/comm/thread.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/model/sequence_shard.hpp"
 #include "sfm_test.hpp"
 
@@ -16,7 +17,7 @@ using sfm::test::Pass;
 namespace {
 
 // Runs cp_pass on `cp` thread ranks and returns rank 0's result (every rank's is the same).
-template <template <class> class Attention>
+template <template <class, class> class Attention>
 Pass threaded_pass(int cp, const sfm::ModelConfig& c, const std::vector<float>& params, int64_t batch,
                    int64_t len_keep) {
   Pass result;
@@ -125,7 +126,7 @@ TEST_CASE("Activation memory per rank falls as 1/cp on small") {
     int64_t largest = 0;
     std::mutex m;
     sfm::run_ranks(cp, [&](sfm::ThreadComm& comm) {
-      sfm::ContextParallelGroup<sfm::RingAttention<sfm::ThreadComm>, sfm::ThreadComm> group(comm);
+      sfm::ContextParallelGroup<sfm::RingAttention<sfm::ThreadComm, sfm::Cpu>, sfm::ThreadComm> group(comm);
       sfm::VitMae<sfm::Cpu> model(c);
       model.init_weights(1);
       model.use_context_parallel(group);

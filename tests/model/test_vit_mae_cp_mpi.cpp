@@ -4,6 +4,7 @@
 // same global batch (3 steps, losses to 1e-5).
 #include "cp_training.hpp"
 #include "sfm/comm/mpi.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm_test.hpp"
 
 TEST_CASE("VitMae with cp = world size under MPI equals the single-rank model") {

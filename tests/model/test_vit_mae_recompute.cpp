@@ -9,6 +9,7 @@
 #include "cp_training.hpp"
 #include "parallel/zero_training.hpp"
 #include "sfm/comm/thread.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm_test.hpp"
 
 using sfm::Recompute;

@@ -15,6 +15,8 @@
 
 #include "kernels/kernel_test_util.hpp"
 #include "sfm/core/sequence_blocks.hpp"
+#include "sfm/kernels/attention_args.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/kernels/views.hpp"
 #include "sfm/parallel/attention.hpp"
 
@@ -33,10 +35,11 @@ struct AttentionProblem {
     q = random_values(n, seed), k = random_values(n, seed + 1), v = random_values(n, seed + 2);
     d_out = random_values(n, seed + 3);
     out.resize(n), lse.resize(size_t(batch * heads * length)), d_q.resize(n), d_k.resize(n), d_v.resize(n);
-    LocalAttention<> local;
-    local.forward(view(out), lse.data(), view(q), view(k), view(v), s, scale);
-    local.backward(view(d_q), view(d_k), view(d_v), view(d_out), view(out), lse.data(), view(q), view(k), view(v), s,
-                   scale);
+    LocalAttention<sfm::Cpu> local;
+    const AttentionInputs<double> args{view(q), view(k), view(v), s, scale};
+    local.forward(AttentionOutputs<double>{view(out), lse.data()}, args);
+    local.backward(AttentionGrads<double>{view(d_q), view(d_k), view(d_v)}, view(d_out),
+                   SavedAttention<double>{view(out), lse.data()}, args);
   }
 
   HeadsView<double> view(std::vector<double>& x) const {
@@ -86,14 +89,15 @@ struct LocalBlock {
   }
   HeadsView<double> rows_view(std::vector<double>& x) { return {x.data(), rows * dim, s.head_dim, dim}; }
 
+  AttentionInputs<double> inputs(double scale) { return {part(qkv, 0), part(qkv, 1), part(qkv, 2), s, scale}; }
   template <class Policy>
   void forward(Policy& policy, double scale) {
-    policy.forward(rows_view(out), lse.data(), part(qkv, 0), part(qkv, 1), part(qkv, 2), s, scale);
+    policy.forward(AttentionOutputs<double>{rows_view(out), lse.data()}, inputs(scale));
   }
   template <class Policy>
   void backward(Policy& policy, double scale) {
-    policy.backward(part(d_qkv, 0), part(d_qkv, 1), part(d_qkv, 2), rows_view(d_out), rows_view(out), lse.data(),
-                    part(qkv, 0), part(qkv, 1), part(qkv, 2), s, scale);
+    policy.backward(AttentionGrads<double>{part(d_qkv, 0), part(d_qkv, 1), part(d_qkv, 2)}, rows_view(d_out),
+                    SavedAttention<double>{rows_view(out), lse.data()}, inputs(scale));
   }
   double out_at(int64_t b, int64_t h, int64_t i, int64_t c) const {
     return out[size_t((b * rows + i) * dim + h * s.head_dim + c)];

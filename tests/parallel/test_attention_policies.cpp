@@ -10,7 +10,7 @@
 
 #include "attention_checks.hpp"
 #include "sfm/comm/thread.hpp"
-#include "sfm/kernels/cpu/attention_blocks.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/parallel/attention.hpp"
 #include "sfm_test.hpp"
 
@@ -74,7 +74,7 @@ TEST_CASE("RingAttention gradients match finite differences through the ring") {
     const AttentionProblem p(1, 2, length, 8, 120);
     std::vector<double> error(static_cast<size_t>(cp));
     sfm::run_ranks(cp, [&](ThreadComm& comm) {
-      RingAttention<ThreadComm> policy(comm);
+      RingAttention<ThreadComm, sfm::Cpu> policy(comm);
       error[size_t(comm.rank())] = sfm::test::finite_difference_error(policy, comm, p, 5);
     });
     for (double e : error) CHECK(e <= 1e-7);
@@ -85,7 +85,7 @@ TEST_CASE("RingAttention sends P - 1 K/V blocks forward, P - 1 K/V and P dK/dV b
   const AttentionProblem p(2, 2, 10, 16, 130);
   const int cp = 3;
   sfm::run_ranks(cp, [&](ThreadComm& comm) {
-    RingAttention<ThreadComm> policy(comm);
+    RingAttention<ThreadComm, sfm::Cpu> policy(comm);
     sfm::test::LocalBlock block(p.s, cp, comm.rank());
     block.load(p);
     const uint64_t kv_bytes = 2 * 2 * 2 * 4 * 16 * sizeof(double);  // K and V, [B=2, H=2, rows=4, d=16]
@@ -98,27 +98,46 @@ TEST_CASE("RingAttention sends P - 1 K/V blocks forward, P - 1 K/V and P dK/dV b
   });
 }
 
-TEST_CASE("attention blocks: a full block equals attention_forward, empty blocks merge without NaN") {
+TEST_CASE("attention blocks: padded queries get 0 and −∞, empty blocks merge without NaN") {
   const AttentionProblem p(2, 2, 150, 16, 140);  // two query tiles
-  std::vector<double> out(p.q.size()), lse(p.lse.size());
-  sfm::attention_forward_block(sfm::Cpu{}, p.view(out), lse.data(), p.view(p.q), p.view(p.k), p.view(p.v), p.s, p.scale,
-                               sfm::ValidRows{150, 150});
-  CHECK(out == p.out);
-  CHECK(lse == p.lse);
+  const sfm::AttentionInputs<double> args{p.view(p.q), p.view(p.k), p.view(p.v), p.s, p.scale};
+  // Queries 100.. are padding: the valid rows are the whole-sequence result, the padded ones 0 / −∞.
+  const double minus_inf = -std::numeric_limits<double>::infinity();
+  std::vector<double> padded_out(p.q.size(), 3.0), padded_lse(p.lse.size(), 3.0);
+  sfm::attention_forward_block(sfm::Cpu{}, sfm::AttentionOutputs<double>{p.view(padded_out), padded_lse.data()}, args,
+                               sfm::ValidRows{100, 150});
+  double worst = 0;
+  for (int64_t b = 0; b < p.s.batch; ++b)
+    for (int64_t h = 0; h < p.s.heads; ++h)
+      for (int64_t t = 0; t < p.s.q_len; ++t) {
+        const size_t row = size_t((b * p.s.heads + h) * p.s.q_len + t);
+        if (t < 100) {
+          worst = std::max(worst, std::abs(padded_lse[row] - p.lse[row]));
+          for (int64_t c = 0; c < p.s.head_dim; ++c)
+            worst = std::max(worst, std::abs(padded_out[p.at(b, h, t, c)] - p.out[p.at(b, h, t, c)]));
+        } else {
+          CHECK(padded_lse[row] == minus_inf);
+          for (int64_t c = 0; c < p.s.head_dim; ++c) CHECK(padded_out[p.at(b, h, t, c)] == 0.0);
+        }
+      }
+  CHECK(worst <= 1e-12);
+
+  std::vector<double> out = p.out, lse = p.lse;
 
   // A block without valid keys: out 0, lse −∞; merged into a result it changes nothing, and two
   // empty results merge into an empty one.
   std::vector<double> empty_out(p.q.size(), 3.0), empty_lse(p.lse.size(), 3.0);
-  sfm::attention_forward_block(sfm::Cpu{}, p.view(empty_out), empty_lse.data(), p.view(p.q), p.view(p.k), p.view(p.v),
-                               p.s, p.scale, sfm::ValidRows{150, 0});
-  const double minus_inf = -std::numeric_limits<double>::infinity();
+  sfm::attention_forward_block(sfm::Cpu{}, sfm::AttentionOutputs<double>{p.view(empty_out), empty_lse.data()}, args,
+                               sfm::ValidRows{150, 0});
   CHECK(std::all_of(empty_out.begin(), empty_out.end(), [](double x) { return x == 0; }));
   CHECK(std::all_of(empty_lse.begin(), empty_lse.end(), [&](double x) { return x == minus_inf; }));
-  sfm::attention_merge(sfm::Cpu{}, p.view(out), lse.data(), p.view(empty_out), empty_lse.data(), p.s);
+  sfm::attention_merge(sfm::Cpu{}, sfm::AttentionOutputs<double>{p.view(out), lse.data()},
+                       sfm::SavedAttention<double>{p.view(empty_out), empty_lse.data()}, p.s);
   CHECK(out == p.out);
   CHECK(lse == p.lse);
   std::vector<double> both_out = empty_out, both_lse = empty_lse;
-  sfm::attention_merge(sfm::Cpu{}, p.view(both_out), both_lse.data(), p.view(empty_out), empty_lse.data(), p.s);
+  sfm::attention_merge(sfm::Cpu{}, sfm::AttentionOutputs<double>{p.view(both_out), both_lse.data()},
+                       sfm::SavedAttention<double>{p.view(empty_out), empty_lse.data()}, p.s);
   CHECK(both_out == empty_out);
   CHECK(both_lse == empty_lse);
 }

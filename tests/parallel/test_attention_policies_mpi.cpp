@@ -3,6 +3,7 @@
 // including ranks whose block is all padding, and finite differences through the ring.
 #include "attention_checks.hpp"
 #include "sfm/comm/mpi.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/parallel/attention.hpp"
 #include "sfm_test.hpp"
 
@@ -30,13 +31,13 @@ TEST_CASE("RingAttention and AllGatherKV under MPI equal LocalAttention in doubl
     for (int64_t length : {129, 130, 7, 3}) {  // L = 3 leaves rank 3 of 4 without tokens
       INFO("head_dim " << head_dim << ", L " << length << ", cp " << comm.size());
       const AttentionProblem p(2, 3, length, head_dim, seed += 4);
-      check_on_world<sfm::RingAttention<MpiComm>>(comm, p);
-      check_on_world<sfm::AllGatherKV<MpiComm>>(comm, p);
+      check_on_world<sfm::RingAttention<MpiComm, sfm::Cpu>>(comm, p);
+      check_on_world<sfm::AllGatherKV<MpiComm, sfm::Cpu>>(comm, p);
     }
 }
 
 TEST_CASE("RingAttention under MPI matches finite differences") {
   MpiComm comm = MpiComm::world();
-  sfm::RingAttention<MpiComm> policy(comm);
+  sfm::RingAttention<MpiComm, sfm::Cpu> policy(comm);
   CHECK(sfm::test::finite_difference_error(policy, comm, AttentionProblem(1, 2, 7, 8, 300), 5) <= 1e-7);
 }

@@ -7,6 +7,7 @@
 
 #include "model/cp_training.hpp"
 #include "sfm/comm/thread.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/parallel/mesh.hpp"
 #include "sfm_test.hpp"
 
@@ -58,7 +59,7 @@ TEST_CASE("dp = 2 × cp = 2: gradients summed over the world are the global batc
   sfm::test::Pass mesh_pass;
   sfm::run_ranks(4, [&](ThreadComm& world) {
     Mesh<ThreadComm> mesh(world, 2);
-    sfm::ContextParallelGroup<sfm::RingAttention<ThreadComm>, ThreadComm> group(mesh.context_parallel());
+    sfm::ContextParallelGroup<sfm::RingAttention<ThreadComm, sfm::Cpu>, ThreadComm> group(mesh.context_parallel());
     sfm::VitMae<sfm::Cpu> model(c);
     model.params_from_host(params);
     model.use_context_parallel(group);

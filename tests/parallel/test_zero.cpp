@@ -2,6 +2,7 @@
 // single-rank training, memory and traffic follow the ZeRO accounting, reductions overlap the
 // backward, and a state saved at 4 ranks resumes at 2 and 3.
 #include "sfm/comm/thread.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm_test.hpp"
 #include "zero_training.hpp"
 
@@ -40,10 +41,10 @@ TEST_CASE("ZeRO memory per rank follows the ZeRO accounting") {
   const int P = 4;
   sfm::run_ranks(P, [&](ThreadComm& comm) {
     using sfm::ZeroOptimizer, sfm::ZeroStage;
-    const auto m0 = ZeroOptimizer<ZeroStage<0>, ThreadComm>(model.table(), comm).memory();
-    const auto m1 = ZeroOptimizer<ZeroStage<1>, ThreadComm>(model.table(), comm).memory();
-    const auto m2 = ZeroOptimizer<ZeroStage<2>, ThreadComm>(model.table(), comm).memory();
-    const auto m3 = ZeroOptimizer<ZeroStage<3>, ThreadComm>(model.table(), comm).memory();
+    const auto m0 = ZeroOptimizer<ZeroStage<0>, ThreadComm, sfm::Cpu>(model.table(), comm).memory();
+    const auto m1 = ZeroOptimizer<ZeroStage<1>, ThreadComm, sfm::Cpu>(model.table(), comm).memory();
+    const auto m2 = ZeroOptimizer<ZeroStage<2>, ThreadComm, sfm::Cpu>(model.table(), comm).memory();
+    const auto m3 = ZeroOptimizer<ZeroStage<3>, ThreadComm, sfm::Cpu>(model.table(), comm).memory();
     const sfm::ShardLayout layout(model.table(), P, comm.rank());
     const int64_t padded = layout.padded_size() * 4, flat = model.table().size() * 4;
     // Stage 0: everything replicated.
@@ -75,7 +76,7 @@ TEST_CASE("ZeRO traffic per step: 2(P-1)/P of the gradient bytes for stages 0-2,
     sfm::run_ranks(P, [&](ThreadComm& comm) {
       comm.reset_stats();
       sfm::VitMae<sfm::Cpu> model(sfm::test::zero_test_config(), false);
-      sfm::ZeroOptimizer<sfm::ZeroStage<Stage>, ThreadComm> zero(model.table(), comm);
+      sfm::ZeroOptimizer<sfm::ZeroStage<Stage>, ThreadComm, sfm::Cpu> zero(model.table(), comm);
       model.use_param_store(zero);
       zero.init_params(run.seed);
       sfm::test::zero_rank_passes(model, run, 0, comm.rank(), P);
@@ -104,7 +105,7 @@ TEST_CASE("ZeRO-2 launches bucket reductions while the backward is still running
   std::vector<Timeline> ranks(2);  // checked after the ranks joined: Catch2 assertions are not thread-safe
   sfm::run_ranks(2, [&](ThreadComm& comm) {
     sfm::VitMae<sfm::Cpu> model(sfm::test::zero_test_config(), false);
-    sfm::ZeroOptimizer<sfm::ZeroStage<2>, ThreadComm> zero(model.table(), comm);
+    sfm::ZeroOptimizer<sfm::ZeroStage<2>, ThreadComm, sfm::Cpu> zero(model.table(), comm);
     model.use_param_store(zero);
     zero.init_params(run.seed);
     const auto volumes = sfm::test::sample_volumes(model.config(), 0, comm.rank() * 12, 12);
@@ -142,7 +143,7 @@ TEST_CASE("a ZeRO state saved at 4 ranks resumes at 2 and 3 ranks and tracks the
   sfm::FullOptimizerState saved;
   sfm::run_ranks(4, [&](ThreadComm& comm) {
     sfm::VitMae<sfm::Cpu> model(sfm::test::zero_test_config(), false);
-    sfm::ZeroOptimizer<sfm::ZeroStage<3>, ThreadComm> zero(model.table(), comm);
+    sfm::ZeroOptimizer<sfm::ZeroStage<3>, ThreadComm, sfm::Cpu> zero(model.table(), comm);
     model.use_param_store(zero);
     zero.init_params(run.seed);
     for (int step = 0; step < 2; ++step) {
@@ -155,7 +156,7 @@ TEST_CASE("a ZeRO state saved at 4 ranks resumes at 2 and 3 ranks and tracks the
   auto resume = [&]<int Stage>(int ranks) {
     sfm::run_ranks(ranks, [&](ThreadComm& comm) {
       sfm::VitMae<sfm::Cpu> model(sfm::test::zero_test_config(), false);
-      sfm::ZeroOptimizer<sfm::ZeroStage<Stage>, ThreadComm> zero(model.table(), comm);
+      sfm::ZeroOptimizer<sfm::ZeroStage<Stage>, ThreadComm, sfm::Cpu> zero(model.table(), comm);
       model.use_param_store(zero);
       zero.load_state(saved);
       for (int step = 2; step < 5; ++step) {

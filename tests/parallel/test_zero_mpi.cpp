@@ -1,6 +1,7 @@
 // ZeroStage<0..3> with MpiComm under mpiexec: every stage matches single-rank training on the same
 // global batch (MPI's reductions may sum in any order, so to 1e-6 relative, not bitwise).
 #include "sfm/comm/mpi.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm_test.hpp"
 #include "zero_training.hpp"
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "sample_volumes.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/model/vit_mae.hpp"
 #include "sfm/optim/adamw.hpp"
 #include "sfm/optim/lr_schedule.hpp"
@@ -64,7 +65,7 @@ inline double zero_rank_passes(VitMae<Cpu>& model, const ZeroRun& run, int step,
 template <int Stage, class Comm>
 std::vector<float> train_zero(Comm& comm, const ZeroRun& run, std::vector<double>* losses = nullptr) {
   VitMae<Cpu> model(zero_test_config(), /*resident=*/false);
-  ZeroOptimizer<ZeroStage<Stage>, Comm> zero(model.table(), comm);
+  ZeroOptimizer<ZeroStage<Stage>, Comm, sfm::Cpu> zero(model.table(), comm);
   model.use_param_store(zero);
   model.set_recompute(run.recompute);
   zero.init_params(run.seed);

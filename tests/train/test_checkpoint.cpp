@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sfm/core/npy.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/train/checkpoint.hpp"
 #include "sfm_test.hpp"
 

@@ -7,6 +7,7 @@
 
 #include "sfm/comm/serial.hpp"
 #include "sfm/comm/thread.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/train/trainer.hpp"
 #include "sfm_test.hpp"
 #include "train_test_util.hpp"
@@ -22,7 +23,7 @@ TrainResult run_serial(const TrainConfig& c, const std::filesystem::path& resume
   TrainOptions o;
   o.resume = resume;
   o.console = nullptr;
-  return train(c, world, o);
+  return train<sfm::Cpu>(c, world, o);
 }
 
 }  // namespace
@@ -69,7 +70,7 @@ TEST_CASE("resume continues exactly: same world size bit for bit, another within
     o.resume = part_dir / "checkpoint-3";
     o.console = nullptr;
     o.handle_signals = false;
-    const TrainResult r = train(dp2, comm, o);
+    const TrainResult r = train<sfm::Cpu>(dp2, comm, o);
     if (comm.rank() == 0) losses = r.losses;
   });
   REQUIRE(losses.size() == 3);
@@ -96,7 +97,7 @@ TEST_CASE("context parallelism: cp = 2 (ring, all_gather) and dp = 2 × cp = 2 t
       TrainOptions o;
       o.console = nullptr;
       o.handle_signals = false;
-      const TrainResult r = train(c, comm, o);
+      const TrainResult r = train<sfm::Cpu>(c, comm, o);
       if (comm.rank() == 0) losses = r.losses;
     });
     INFO("dp " << layout.dp << " × cp " << layout.cp << ", " << layout.attention << " attention");
@@ -169,7 +170,9 @@ TEST_CASE("config errors name the key") {
   CHECK(parse_train_config(j).recompute == Recompute{0, 1});
   const TrainConfig cuda = small_run(train_tmp("cuda").string(), {{"backend", "cuda"}});
   SerialComm world;
-  CHECK_THROWS_WITH(train(cuda, world), test::contains("not available in this build"));
+  CHECK_THROWS_WITH(train<sfm::Cpu>(cuda, world), test::contains("not available in this build"));
+  CHECK_THROWS_WITH(small_run(train_tmp("cuda-cp").string(), {{"backend", "cuda"}, {"parallel", {{"cp", 2}}}}),
+                    test::contains("parallel.cp = 2 with backend \"cuda\": context parallelism"));
   const TrainConfig dp2 = small_run(train_tmp("p").string(), {{"parallel", {{"dp", 2}}}});
-  CHECK_THROWS_WITH(train(dp2, world), test::contains("1 process(es) were launched"));
+  CHECK_THROWS_WITH(train<sfm::Cpu>(dp2, world), test::contains("1 process(es) were launched"));
 }

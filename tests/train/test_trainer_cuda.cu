@@ -81,10 +81,3 @@ TEST_CASE("the CUDA trainer logs the CPU trainer's losses, and checkpoints cross
               cpu.losses.size(), worst_run, worst_cpu_resume, worst_gpu_resume);
   std::fflush(stdout);
 }
-
-TEST_CASE("the CUDA trainer refuses cp > 1 before it starts") {
-  sfm::TrainConfig config = run_config("cuda-cp", "cuda");
-  config.cp = 2;
-  sfm::NcclComm world(sfm::cuda_context().comm_stream);
-  CHECK_THROWS_WITH(sfm::train<sfm::Cuda>(config, world), sfm::test::contains("context parallelism"));
-}

@@ -2,6 +2,7 @@
 // dp = 2 on the same global batch agree, a dp = 2 run resumes a dp = 1 checkpoint, and cp = 2
 // (ring attention, ZeRO-2 and ZeRO-3) trains like one rank.
 #include "sfm/comm/mpi.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm_test.hpp"
 #include "sfm/comm/serial.hpp"
 #include "sfm/train/trainer.hpp"
@@ -17,7 +18,7 @@ std::vector<double> run_world(MpiComm& world, const TrainConfig& c, const std::f
   TrainOptions o;
   o.console = nullptr;
   o.resume = resume;
-  return train(c, world, o).losses;
+  return train<sfm::Cpu>(c, world, o).losses;
 }
 
 // dp = 1 on rank 0 alone; every rank gets its losses.
@@ -28,7 +29,7 @@ std::vector<double> run_rank0(MpiComm& world, const TrainConfig& c, const std::f
     TrainOptions o;
     o.console = nullptr;
     o.resume = resume;
-    const auto r = train(c, serial, o).losses;
+    const auto r = train<sfm::Cpu>(c, serial, o).losses;
     std::copy(r.begin(), r.end(), losses.begin());
   }
   world.broadcast(std::span<double>(losses), 0);

@@ -2,6 +2,7 @@
 #include "trainer_cpu_reference.hpp"
 
 #include "sfm/comm/serial.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 
 namespace sfm::test {
 
@@ -11,7 +12,7 @@ TrainResult train_cpu(const TrainConfig& config, const std::filesystem::path& re
   options.resume = resume;
   options.console = nullptr;
   options.handle_signals = false;
-  return train(config, world, options);
+  return train<sfm::Cpu>(config, world, options);
 }
 
 }  // namespace sfm::test

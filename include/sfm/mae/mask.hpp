@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <numeric>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "sfm/core/error.hpp"
@@ -95,6 +96,21 @@ struct AdaptiveMask {
     return double(config.tokens() - len_keep(config)) / double(config.tokens());
   }
 };
+
+// The mask policy a config names (parallel.mask), parsed once where the config enters.
+enum class MaskKind { adaptive, random };
+
+// `what` names the setting in the error ("config: parallel.mask").
+inline MaskKind parse_mask_kind(std::string_view name, std::string_view what) {
+  if (name == "adaptive") return MaskKind::adaptive;
+  if (name == "random") return MaskKind::random;
+  fail(what, ": '", name, "' (known: adaptive, random)");
+}
+
+// len_keep of the policy `kind` for a cp group of `cp` ranks.
+inline int64_t mask_len_keep(MaskKind kind, const ModelConfig& config, int cp) {
+  return kind == MaskKind::adaptive ? AdaptiveMask{cp}.len_keep(config) : RandomMask::len_keep(config);
+}
 
 // One rank's share of the decoder sequence under context parallelism.
 //

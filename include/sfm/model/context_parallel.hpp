@@ -6,7 +6,8 @@
 //   SingleRank<Backend>                     cp = 1, every model's default: the backend's attention
 //                                           kernels, and collectives that do nothing.
 //   ContextParallelGroup<Attention, Comm>   cp = comm.size(): an attention policy of parallel/
-//                                           (RingAttention<Comm>, AllGatherKV<Comm>) over `comm`.
+//                                           (RingAttention<Comm, Backend>, AllGatherKV<Comm, Backend>)
+//                                           over `comm`.
 //
 // A runtime interface (model.use_context_parallel(group)) rather than a template parameter of
 // VitMae: VitMae<Backend> stays one type for every cp size and attention policy, so existing
@@ -15,15 +16,18 @@
 // only the Communicator concept; the attention policies (parallel/, a layer above) come in as a
 // template argument.
 //
-// Contract of the attention calls (parallel/attention.hpp): `shape` is the global one
-// (q_len = k_len = L); the views and lse [batch, heads, rows] cover this rank's SequenceBlocks(L,
-// size()) block, padded rows are never read as keys and get zero outputs and gradients.
+// Contract of the attention calls (parallel/attention.hpp; arguments in kernels/attention_args.hpp):
+// `args.shape` is the global one (q_len = k_len = L); the views and lse [batch, heads, rows] cover
+// this rank's SequenceBlocks(L, size()) block, padded rows are never read as keys and get zero
+// outputs and gradients.
 #pragma once
 
 #include <cstddef>
 #include <span>
 
 #include "sfm/comm/communicator.hpp"
+#include "sfm/kernels/attention_args.hpp"
+#include "sfm/kernels/backend.hpp"
 #include "sfm/kernels/views.hpp"
 
 namespace sfm {
@@ -34,11 +38,10 @@ class ContextParallel {
   virtual int size() const = 0;
   virtual int rank() const = 0;
 
-  virtual void forward(HeadsView<float> out, float* lse, InHeads<float> q, InHeads<float> k, InHeads<float> v,
-                       AttentionShape shape, float scale) = 0;
-  virtual void backward(HeadsView<float> d_q, HeadsView<float> d_k, HeadsView<float> d_v, InHeads<float> d_out,
-                        InHeads<float> out, const float* lse, InHeads<float> q, InHeads<float> k, InHeads<float> v,
-                        AttentionShape shape, float scale) = 0;
+  // out, lse of softmax(scale · Q Kᵀ) V; backward overwrites grads from d_out and the forward's result.
+  virtual void forward(AttentionOutputs<float> out, const AttentionInputs<float>& args) = 0;
+  virtual void backward(AttentionGrads<float> grads, InHeads<float> d_out, SavedAttention<float> fwd,
+                        const AttentionInputs<float>& args) = 0;
   // Scratch the attention holds for a call of `shape` (besides the model's activations).
   virtual size_t attention_workspace_bytes(AttentionShape shape) const = 0;
 
@@ -51,20 +54,18 @@ class ContextParallel {
   virtual double sum(double value) = 0;
 };
 
-template <class Backend>
+template <KernelBackend Backend>
 class SingleRank final : public ContextParallel {
  public:
   int size() const override { return 1; }
   int rank() const override { return 0; }
 
-  void forward(HeadsView<float> out, float* lse, InHeads<float> q, InHeads<float> k, InHeads<float> v,
-               AttentionShape shape, float scale) override {
-    attention_forward(Backend{}, out, lse, q, k, v, shape, scale);
+  void forward(AttentionOutputs<float> out, const AttentionInputs<float>& args) override {
+    attention_forward(Backend{}, out, args);
   }
-  void backward(HeadsView<float> d_q, HeadsView<float> d_k, HeadsView<float> d_v, InHeads<float> d_out,
-                InHeads<float> out, const float* lse, InHeads<float> q, InHeads<float> k, InHeads<float> v,
-                AttentionShape shape, float scale) override {
-    attention_backward(Backend{}, d_q, d_k, d_v, d_out, out, lse, q, k, v, shape, scale);
+  void backward(AttentionGrads<float> grads, InHeads<float> d_out, SavedAttention<float> fwd,
+                const AttentionInputs<float>& args) override {
+    attention_backward(Backend{}, grads, d_out, fwd, args);
   }
   size_t attention_workspace_bytes(AttentionShape) const override { return 0; }
 
@@ -82,14 +83,12 @@ class ContextParallelGroup final : public ContextParallel {
   int size() const override { return comm_->size(); }
   int rank() const override { return comm_->rank(); }
 
-  void forward(HeadsView<float> out, float* lse, InHeads<float> q, InHeads<float> k, InHeads<float> v,
-               AttentionShape shape, float scale) override {
-    attention_.forward(out, lse, q, k, v, shape, scale);
+  void forward(AttentionOutputs<float> out, const AttentionInputs<float>& args) override {
+    attention_.forward(out, args);
   }
-  void backward(HeadsView<float> d_q, HeadsView<float> d_k, HeadsView<float> d_v, InHeads<float> d_out,
-                InHeads<float> out, const float* lse, InHeads<float> q, InHeads<float> k, InHeads<float> v,
-                AttentionShape shape, float scale) override {
-    attention_.backward(d_q, d_k, d_v, d_out, out, lse, q, k, v, shape, scale);
+  void backward(AttentionGrads<float> grads, InHeads<float> d_out, SavedAttention<float> fwd,
+                const AttentionInputs<float>& args) override {
+    attention_.backward(grads, d_out, fwd, args);
   }
   size_t attention_workspace_bytes(AttentionShape shape) const override {
     return attention_.template workspace_bytes<float>(shape);

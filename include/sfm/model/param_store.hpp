@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <span>
 
+#include "sfm/kernels/backend.hpp"
 #include "sfm/model/params.hpp"
 
 namespace sfm {
@@ -38,7 +39,7 @@ class ParamStore {
 
 // Every parameter and gradient resident in full flat buffers; gradients accumulate across
 // micro-batches until the caller zeroes them.
-template <class Backend>
+template <KernelBackend Backend>
 class ResidentParams final : public ParamStore {
  public:
   explicit ResidentParams(const ParamTable& table) {

@@ -1,5 +1,7 @@
 // VitMae<Backend>: the 3D ViT masked autoencoder, forward and manual backward, written once against
-// a backend's kernel set (kernels/cpu, kernels/cuda).
+// the backend contract (kernels/backend.hpp). The header includes no backend: a program includes
+// the kernels of the backends it instantiates (kernels/cpu/kernels.hpp; kernels/cuda/kernels.cuh
+// in a file nvcc compiles).
 //
 // Conventions are DESIGN.md's (pinned for PyTorch interop): Conv3d patch embedding as a linear layer
 // on patch rows, fixed sin-cos positional embeddings added before masking, cls token, pre-norm
@@ -50,12 +52,9 @@
 #include "sfm/model/params.hpp"
 #include "sfm/model/pos_embed.hpp"
 #include "sfm/model/sequence_shard.hpp"
+#include "sfm/kernels/attention_args.hpp"
+#include "sfm/kernels/backend.hpp"
 #include "sfm/kernels/views.hpp"
-// The CPU backend is the reference and always available; translation units compiled by nvcc use the
-// Cuda backend (kernels/cuda/kernels.cuh) and leave Eigen to host-compiled files.
-#if !defined(__CUDACC__)
-#include "sfm/kernels/cpu/kernels.hpp"
-#endif
 
 namespace sfm {
 
@@ -71,7 +70,7 @@ struct StackLayout {
   std::vector<int> groups;
 };
 
-template <class Backend>
+template <KernelBackend Backend>
 class VitMae {
  public:
   template <class T>
@@ -405,8 +404,10 @@ class VitMae {
     auto part = [&](int64_t which) { return HeadsView<float>{qkv + which * dim, R * 3 * dim, d, 3 * dim}; };
     return {part(0), part(1), part(2), HeadsView<float>{out, R * dim, d, dim}, AttentionShape{B, heads, L, L, d}};
   }
-
-  static float attention_scale(const StackLayout& s) { return float(std::pow(double(s.dim / s.heads), -0.5)); }
+  // The attention call of a stack's block on those views.
+  static AttentionInputs<float> attention_inputs(const AttentionViews& v, const StackLayout& s) {
+    return {v.q, v.k, v.v, v.shape, float(std::pow(double(s.dim / s.heads), -0.5))};
+  }
 
   // A block's internals from its input a.x_in, everything its backward reads: ln1, qkv, attention
   // output and lse, x_mid = x_in + proj(attention), ln2, fc1, gelu. The block's output,
@@ -418,7 +419,7 @@ class VitMae {
     layernorm_forward(be, a.ln1, a.ln1_mean, a.ln1_rstd, a.x_in, p.at(w.norm1_w), p.at(w.norm1_b), rows, D, kNormEps);
     linear_forward(be, a.qkv, a.ln1, p.at(w.qkv_w), p.at(w.qkv_b), rows, D, 3 * D);
     const AttentionViews v = attention_views(a.qkv, a.attn, B, seq, D, s.heads);
-    context_parallel().forward(v.out, a.lse, v.q, v.k, v.v, v.shape, attention_scale(s));
+    context_parallel().forward(AttentionOutputs<float>{v.out, a.lse}, attention_inputs(v, s));
     linear_forward(be, a.x_mid, a.attn, p.at(w.proj_w), p.at(w.proj_b), rows, D, D);
     add_inplace(be, a.x_mid, a.x_in, rows * D);
     layernorm_forward(be, a.ln2, a.ln2_mean, a.ln2_rstd, a.x_mid, p.at(w.norm2_w), p.at(w.norm2_b), rows, D, kNormEps);
@@ -463,7 +464,8 @@ class VitMae {
       linear_backward(be, ar.d_small, g.at(w.proj_w), g.at(w.proj_b), ar.d_res, a.attn, p.at(w.proj_w), rows, D, D);
       const AttentionViews v = attention_views(a.qkv, a.attn, B, seq, D, s.heads);
       const AttentionViews dv = attention_views(ar.d_qkv, ar.d_small, B, seq, D, s.heads);
-      cp.backward(dv.q, dv.k, dv.v, dv.out, v.out, a.lse, v.q, v.k, v.v, v.shape, attention_scale(s));
+      cp.backward(AttentionGrads<float>{dv.q, dv.k, dv.v}, dv.out, SavedAttention<float>{v.out, a.lse},
+                  attention_inputs(v, s));
       linear_backward(be, ar.d_small, g.at(w.qkv_w), g.at(w.qkv_b), ar.d_qkv, a.ln1, p.at(w.qkv_w), rows, D, 3 * D);
       layernorm_backward(be, ar.d_res, g.at(w.norm1_w), g.at(w.norm1_b), ar.d_small, a.x_in, a.ln1_mean, a.ln1_rstd,
                          p.at(w.norm1_w), rows, D);

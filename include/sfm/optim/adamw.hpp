@@ -12,7 +12,8 @@
 #include <vector>
 
 #include "sfm/core/error.hpp"
-#include "sfm/kernels/cpu/adamw.hpp"
+#include "sfm/kernels/adamw_hyper.hpp"
+#include "sfm/kernels/backend.hpp"
 #include "sfm/model/params.hpp"
 
 namespace sfm {
@@ -24,7 +25,7 @@ struct AdamWConfig {
   double weight_decay = 0.05;
 };
 
-template <class Backend>
+template <KernelBackend Backend>
 class AdamW {
  public:
   AdamW(const ParamTable& table, AdamWConfig config, int64_t begin = 0, int64_t end = -1)

@@ -3,7 +3,8 @@
 // K/V, fold a block into the running output, hand accumulated dK/dV back to the model's views).
 //
 // A packed block is [2, batch, heads, rows, head_dim]: K then V, contiguous, so one send_recv or
-// all_gather moves it. Gradient accumulators for dK/dV use the same layout.
+// all_gather moves it. Gradient accumulators for dK/dV use the same layout. Backend-neutral: the
+// kernels are the contract's (kernels/backend.hpp), the workspace is the backend's memory.
 #pragma once
 
 #include <cstddef>
@@ -12,9 +13,8 @@
 
 #include "sfm/core/error.hpp"
 #include "sfm/core/sequence_blocks.hpp"
-#include "sfm/kernels/cpu/attention_blocks.hpp"
-#include "sfm/kernels/cpu/backend.hpp"
-#include "sfm/kernels/cpu/elementwise.hpp"
+#include "sfm/kernels/attention_args.hpp"
+#include "sfm/kernels/backend.hpp"
 #include "sfm/kernels/views.hpp"
 
 namespace sfm::context_detail {
@@ -98,6 +98,7 @@ struct BlockPass {
   }
   T* carve(int64_t count) { return workspace.template carve<T>(count); }
   KvBlock<T> carve_block() { return {carve(kv_size), local}; }
+  AttentionStat<T>* carve_stats() { return workspace.template carve<AttentionStat<T>>(stats); }  // lse or delta, one per query row
 };
 
 // Copies the `valid` rows of the local K and V into a packed block (its padding is never read).
@@ -108,16 +109,17 @@ void pack_kv(Backend be, const KvBlock<T>& kv, InHeads<T> k, InHeads<T> v, int64
   copy_heads(be, kv.v(), v, s.batch, s.heads, valid, s.head_dim);
 }
 
-// Folds the attention of the local queries against one K/V block into (out, lse): the first block
-// writes them, later ones go through (part, part_lse) and are merged.
+// Folds the attention of the local queries against one K/V block into `out`: the first block
+// writes it, later ones go through `part` and are merged.
 template <class Backend, class T>
-void forward_block(Backend be, bool first, HeadsView<T> out, T* lse, HeadsView<T> part, T* part_lse, InHeads<T> q,
-                   const KvBlock<T>& kv, T scale, ValidRows valid) {
+void forward_block(Backend be, bool first, AttentionOutputs<T> out, AttentionOutputs<T> part, InHeads<T> q,
+                   const KvBlock<T>& kv, AttentionStat<T> scale, ValidRows valid) {
+  const AttentionInputs<T> block{q, kv.k(), kv.v(), kv.s, scale};
   if (first) {
-    attention_forward_block(be, out, lse, q, kv.k(), kv.v(), kv.s, scale, valid);
+    attention_forward_block(be, out, block, valid);
   } else {
-    attention_forward_block(be, part, part_lse, q, kv.k(), kv.v(), kv.s, scale, valid);
-    attention_merge(be, out, lse, part, part_lse, kv.s);
+    attention_forward_block(be, part, block, valid);
+    attention_merge(be, out, part.saved(), kv.s);
   }
 }
 

@@ -19,8 +19,8 @@
 // communicator whose reductions sum in rank order (ThreadComm), all stages therefore produce the
 // same bits, which the tests check.
 //
-// Backend: where the buffers live and which kernels touch them. Cpu (the default) with a host-memory
-// communicator (Serial, Thread, MPI); Cuda with NcclComm, whose collectives run on their own stream:
+// Backend (kernels/backend.hpp): where the buffers live and which kernels touch them. Cpu with a
+// host-memory communicator (Serial, Thread, MPI); Cuda with NcclComm, whose collectives run on their own stream:
 // order_after_compute() makes each collective start after the kernels that wrote its input, and
 // finish_collective() makes the kernels that read its output wait for it (kernels/cuda/
 // collective_order.cuh). The bookkeeping (slots, pending reductions, the layout) stays on the host.
@@ -36,21 +36,15 @@
 
 #include "sfm/comm/communicator.hpp"
 #include "sfm/core/error.hpp"
-#include "sfm/kernels/cpu/backend.hpp"
-#include "sfm/kernels/cpu/elementwise.hpp"
+#include "sfm/kernels/backend.hpp"
 #include "sfm/model/init.hpp"
 #include "sfm/model/param_store.hpp"
 #include "sfm/optim/adamw.hpp"
 #include "sfm/optim/clip.hpp"
 #include "sfm/parallel/shard_layout.hpp"
+#include "sfm/parallel/zero_stage.hpp"
 
 namespace sfm {
-
-template <int Stage>
-struct ZeroStage {
-  static_assert(Stage >= 0 && Stage <= 3, "ZeRO stages are 0, 1, 2 and 3");
-  static constexpr int value = Stage;
-};
 
 // Bytes one rank holds (fp32 everywhere, on either backend).
 struct ZeroMemory {
@@ -73,7 +67,8 @@ struct ZeroOptions {
   bool overlap = true;  // false: wait for each bucket's reduction right after launching it
 };
 
-template <class Stage, Communicator Comm, class Backend = Cpu>
+template <class Stage, Communicator Comm, KernelBackend Backend>
+  requires BackendOrders<Backend, Comm>
 class ZeroOptimizer final : public ParamStore {
   static constexpr int stage = Stage::value;
   using Clock = std::chrono::steady_clock;

@@ -15,6 +15,7 @@
 #include "sfm/core/error.hpp"
 #include "sfm/core/safetensors.hpp"
 #include "sfm/core/tensor.hpp"
+#include "sfm/kernels/backend.hpp"
 #include "sfm/model/config.hpp"
 #include "sfm/model/vit_mae.hpp"
 
@@ -66,7 +67,7 @@ inline void save_model(const std::filesystem::path& path, const ModelConfig& c, 
   write_safetensors(path, checkpoint_entries(c, table, params, pos_embed, decoder_pos_embed), checkpoint_metadata(c));
 }
 
-template <class Backend>
+template <KernelBackend Backend>
 void save_model(const std::filesystem::path& path, VitMae<Backend>& model) {
   const std::vector<float> params = model.params_to_host();
   save_model(path, model.config(), model.table(), params, model.pos_embed(), model.decoder_pos_embed());
@@ -110,7 +111,7 @@ inline CheckpointTensors read_checkpoint_tensors(const SafetensorsFile& file, co
 }
 
 // Loads a checkpoint into a model with resident parameters.
-template <class Backend>
+template <KernelBackend Backend>
 void load_model_weights(VitMae<Backend>& model, const SafetensorsFile& file, const std::string& source) {
   CheckpointTensors t = read_checkpoint_tensors(file, model.config(), model.table(), source);
   model.params_from_host(t.params);

@@ -1,8 +1,10 @@
 // TrainConfig: the `sfm train` configuration (docs/training.md), from JSON merged over defaults.
 //
 // Unknown keys and values of the wrong type are sfm::Errors that name the key path; `--set
-// a.b=value` overrides go through the same checks. Cross-field checks that need the world size or
-// the data (P = dp × cp, crop inside the volume) happen where those are known (train/trainer.hpp).
+// a.b=value` overrides go through the same checks. Every choice is checked here, once, and carried
+// as a type from then on (BackendKind, ZeroLevel, AttentionKind, MaskKind). Cross-field checks that
+// need the world size or the data (P = dp × cp, crop inside the volume) happen where those are known
+// (train/trainer.hpp).
 #pragma once
 
 #include <cstdint>
@@ -13,7 +15,11 @@
 #include "sfm/core/error.hpp"
 #include "sfm/data/crop.hpp"
 #include "sfm/data/normalize.hpp"
+#include "sfm/kernels/backend.hpp"
+#include "sfm/mae/mask.hpp"
 #include "sfm/model/config.hpp"
+#include "sfm/parallel/attention_kind.hpp"
+#include "sfm/parallel/zero_stage.hpp"
 
 namespace sfm {
 
@@ -37,10 +43,12 @@ struct TrainConfig {
   uint64_t seed = 0;
   Recompute recompute;
   // parallel
-  int dp = 1, cp = 1, zero = 2;
-  std::string attention, mask;
+  int dp = 1, cp = 1;
+  ZeroLevel zero = ZeroStage<2>{};
+  AttentionKind attention = AttentionKind::ring;
+  MaskKind mask = MaskKind::adaptive;
   bool overlap = true;
-  std::string backend;
+  BackendKind backend = BackendKind::cpu;
   // output
   std::string dir;
   int64_t log_every = 10, checkpoint_every = 100, images_every = 100, keep_checkpoints = 3;
@@ -196,24 +204,22 @@ inline TrainConfig parse_train_config(const nlohmann::json& j) {
 
   c.dp = get<int>(j, "parallel", "dp", "an integer");
   c.cp = get<int>(j, "parallel", "cp", "an integer");
-  c.zero = get<int>(j, "parallel", "zero", "an integer");
-  c.attention = get<std::string>(j, "parallel", "attention", "a string");
-  c.mask = get<std::string>(j, "parallel", "mask", "a string");
+  c.zero = ZeroLevel::parse(get<int>(j, "parallel", "zero", "an integer"), "config: parallel.zero");
+  c.attention = parse_attention_kind(get<std::string>(j, "parallel", "attention", "a string"),
+                                     "config: parallel.attention");
+  c.mask = parse_mask_kind(get<std::string>(j, "parallel", "mask", "a string"), "config: parallel.mask");
   c.overlap = get<bool>(j, "parallel", "overlap", "true or false");
   SFM_CHECK(c.dp >= 1 && c.cp >= 1, "config: parallel.dp and parallel.cp must be at least 1");
-  SFM_CHECK(c.zero >= 0 && c.zero <= 3, "config: parallel.zero: ZeRO stages are 0, 1, 2 and 3, got ", c.zero);
-  SFM_CHECK(c.attention == "ring" || c.attention == "all_gather" || c.attention == "local",
-            "config: parallel.attention: '", c.attention, "' (known: ring, all_gather, local)");
-  SFM_CHECK(c.attention != "local" || c.cp == 1, "config: parallel.attention: 'local' keeps each sequence on one ",
-            "rank, so it needs parallel.cp = 1 (got ", c.cp, "); use ring or all_gather");
-  SFM_CHECK(c.mask == "adaptive" || c.mask == "random", "config: parallel.mask: '", c.mask,
-            "' (known: adaptive, random)");
+  SFM_CHECK(c.attention != AttentionKind::local || c.cp == 1, "config: parallel.attention: 'local' keeps each ",
+            "sequence on one rank, so it needs parallel.cp = 1 (got ", c.cp, "); use ring or all_gather");
   SFM_CHECK(c.batch % (int64_t(c.dp) * c.micro_batch) == 0, "config: train.batch ", c.batch,
             " is not a multiple of parallel.dp × train.micro_batch = ", c.dp, " × ", c.micro_batch,
             " (gradient accumulation steps = batch / (dp × micro_batch) must be whole)");
   SFM_CHECK(j.at("backend").is_string(), "config: backend: expected a string, got ", j.at("backend").dump());
-  c.backend = j.at("backend").get<std::string>();
-  SFM_CHECK(c.backend == "cpu" || c.backend == "cuda", "config: backend: '", c.backend, "' (known: cpu, cuda)");
+  c.backend = parse_backend_kind(j.at("backend").get<std::string>(), "config: backend");
+  SFM_CHECK(c.cp == 1 || c.backend == BackendKind::cpu, "config: parallel.cp = ", c.cp, " with backend \"cuda\": ",
+            "context parallelism (", attention_kind_name(c.attention), " attention) is not wired to NCCL yet; use ",
+            "parallel.cp = 1 (dp and ZeRO work on the GPU)");
 
   c.dir = get<std::string>(j, "output", "dir", "a string");
   SFM_CHECK(!c.dir.empty(), "config: output.dir must not be empty");

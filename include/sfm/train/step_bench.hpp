@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "sfm/data/synthetic.hpp"
+#include "sfm/kernels/backend.hpp"
 #include "sfm/mae/mask.hpp"
 #include "sfm/model/vit_mae.hpp"
 #include "sfm/optim/adamw.hpp"
@@ -55,7 +56,7 @@ struct StepBenchResult {
 
 // `options.warmup` untimed steps, then `options.steps` timed ones; each step waits for the backend
 // before its clock stops. Masks differ per step (seeded by the step), the crops stay the same.
-template <class Backend>
+template <KernelBackend Backend>
 StepBenchResult time_train_steps(const ModelConfig& config, const StepBenchOptions& options) {
   SFM_CHECK(options.batch >= 1 && options.steps >= 1 && options.warmup >= 0, "train benchmark: batch ",
             options.batch, " and steps ", options.steps, " must be positive, warmup ", options.warmup, " not negative");

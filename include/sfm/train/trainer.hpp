@@ -10,15 +10,15 @@
 // run time. Samples and masks are pure functions of (seed, step, sample index), and checkpoints
 // hold the unsharded state, so a resumed run — at any world size — continues the same run.
 //
-// Backend: Cpu (the default, any host communicator) or Cuda (compiled by nvcc, with NcclComm): the
-// model, its parameters, gradients and optimizer state live in that backend's memory; the loader,
-// the scalar reductions, checkpoints (gathered to the host, so backend-neutral), previews and
-// metrics are the same loop either way. train<Cuda>(config, nccl_world) is the GPU run; context
-// parallelism (cp > 1) runs the CPU attention kernels and is refused on Cuda.
+// Backend (kernels/backend.hpp): Cpu (any host communicator) or Cuda (compiled by nvcc, with
+// NcclComm): the model, its parameters, gradients and optimizer state live in that backend's memory;
+// the loader, the scalar reductions, checkpoints (gathered to the host, so backend-neutral), previews
+// and metrics are the same loop either way. train<Cpu>(config, world) is the CPU run,
+// train<Cuda>(config, nccl_world) the GPU run (the config refuses cp > 1 with backend cuda for now).
+// The program includes the backend's kernels (kernels/cpu/kernels.hpp, kernels/cuda/kernels.cuh).
 #pragma once
 
 #include <chrono>
-#include <concepts>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -29,13 +29,12 @@
 
 #include "sfm/core/error.hpp"
 #include "sfm/data/loader.hpp"
+#include "sfm/kernels/backend.hpp"
 #include "sfm/data/synthetic.hpp"
 #include "sfm/mae/mask.hpp"
 #include "sfm/model/vit_mae.hpp"
 #include "sfm/optim/lr_schedule.hpp"
-#if !defined(__CUDACC__)  // the CPU attention kernels (Eigen) of cp > 1 stay out of nvcc, as in vit_mae.hpp
 #include "sfm/parallel/attention.hpp"
-#endif
 #include "sfm/parallel/mesh.hpp"
 #include "sfm/parallel/zero.hpp"
 #include "sfm/train/config.hpp"
@@ -87,13 +86,10 @@ inline std::shared_ptr<const CropSampler> make_crop_sampler(const TrainConfig& c
 
 // Checks what only the world and the build know; throws before anything is written. A trainer runs
 // one backend: train<Cpu> (any build) or train<Cuda> (compiled by nvcc; the CLI picks by `backend`).
-template <class Backend, class Comm>
+template <KernelBackend Backend, class Comm>
 void check_train_setup(const TrainConfig& c, const Comm& world, const TrainOptions& options) {
-  SFM_CHECK(c.backend == Backend::name, "config: backend \"", c.backend, "\" is not available in this build (this ",
-            "trainer runs the \"", Backend::name, "\" backend; the CUDA one is compiled by nvcc)");
-  SFM_CHECK(c.cp == 1 || (std::same_as<Backend, Cpu>), "config: parallel.cp = ", c.cp, " with backend \"",
-            c.backend, "\": context parallelism (", c.attention, " attention) is not wired to NCCL yet; use ",
-            "parallel.cp = 1 (dp and ZeRO work on the GPU)");
+  SFM_CHECK(c.backend == Backend::kind, "config: backend \"", backend_name(c.backend), "\" is not available in this ",
+            "build (this trainer runs the \"", Backend::name, "\" backend; the CUDA one is compiled by nvcc)");
   SFM_CHECK(world.size() == c.dp * c.cp, "parallel.dp × parallel.cp = ", c.dp, " × ", c.cp, " = ", c.dp * c.cp,
             " ranks, but ", world.size(), " process(es) were launched (run: mpirun -np ", c.dp * c.cp, " sfm train …)");
   if (options.resume.empty())
@@ -101,23 +97,10 @@ void check_train_setup(const TrainConfig& c, const Comm& world, const TrainOptio
               "--resume ", c.dir, ", pick another output.dir, or set output.overwrite=true");
 }
 
-#if !defined(__CUDACC__)
-// The context-parallel group of parallel.attention over `cp_comm` (cp > 1).
-template <class Comm>
-std::unique_ptr<ContextParallel> make_context_parallel(const std::string& attention, Comm& cp_comm) {
-  if (attention == "ring") return std::make_unique<ContextParallelGroup<RingAttention<Comm>, Comm>>(cp_comm);
-  if (attention == "all_gather") return std::make_unique<ContextParallelGroup<AllGatherKV<Comm>, Comm>>(cp_comm);
-  fail("config: parallel.attention: '", attention, "' cannot split a sequence over cp = ", cp_comm.size(),
-       " ranks (use ring or all_gather)");
-}
-#endif
-
 // len_keep of parallel.mask: AdaptiveMask makes the encoder sequence split evenly over cp.
-inline int64_t train_len_keep(const TrainConfig& c) {
-  return c.mask == "adaptive" ? AdaptiveMask{c.cp}.len_keep(c.model) : RandomMask::len_keep(c.model);
-}
+inline int64_t train_len_keep(const TrainConfig& c) { return mask_len_keep(c.mask, c.model, c.cp); }
 
-template <class Stage, class Comm, class Backend = Cpu>
+template <class Stage, class Comm, KernelBackend Backend>
 class Trainer {
   template <class T>
   using Array = typename Backend::template Array<T>;
@@ -129,11 +112,10 @@ class Trainer {
         zero_(model_.table(), world, ZeroOptions{AdamWConfig{0.9, 0.95, 1e-8, config.weight_decay}, config.overlap}) {
     model_.use_param_store(zero_);
     model_.set_recompute(c_.recompute);
-    if constexpr (std::same_as<Backend, Cpu>)  // check_train_setup refuses cp > 1 on Cuda
-      if (c_.cp > 1) {
-        context_ = make_context_parallel(c_.attention, mesh_.context_parallel());
-        model_.use_context_parallel(*context_);
-      }
+    if (c_.cp > 1) {
+      context_ = make_context_parallel<Backend>(c_.attention, mesh_.context_parallel());
+      model_.use_context_parallel(*context_);
+    }
   }
 
   TrainResult run() {
@@ -160,7 +142,9 @@ class Trainer {
                 std::to_string(c_.batch) + " (dp " + std::to_string(c_.dp) + " × " +
                 std::to_string(c_.batch / (c_.dp * c_.micro_batch)) + " micro-batches of " +
  std::to_string(c_.micro_batch) + ")" +
-                (c_.cp > 1 ? ", cp " + std::to_string(c_.cp) + " (" + c_.attention + " attention)" : std::string()) +
+                (c_.cp > 1 ? ", cp " + std::to_string(c_.cp) + " (" + std::string(attention_kind_name(c_.attention)) +
+                                 " attention)"
+                           : std::string()) +
                 ", ZeRO-" + std::to_string(Stage::value) + ", steps " +
                 std::to_string(start) + " → " + std::to_string(c_.steps) + ", output " + out.string());
     }
@@ -253,10 +237,11 @@ class Trainer {
                 "; the run would not continue the same sample sequence");
   }
 
-  // The micro-batch's crops where the model reads them: the loader's host buffer on Cpu; on Cuda a
-  // device copy, in one buffer reallocated only when the size changes.
+  // The micro-batch's crops where the model reads them: the loader's host buffer on a host-memory
+  // backend (Cpu); elsewhere (Cuda) a copy in backend memory, in one buffer reallocated only when
+  // the size changes.
   const float* model_input(const LoadedBatch& batch) {
-    if constexpr (std::same_as<Backend, Cpu>) {
+    if constexpr (Backend::host_memory) {
       return batch.crops.data();
     } else {
       if (crops_.size() != batch.crops.size()) crops_ = Array<float>(batch.crops.size());
@@ -293,7 +278,7 @@ class Trainer {
     if (world_.rank() == 0) {
       const nlohmann::json trainer{{"samples_seen", step * c_.batch},
                                    {"data", {{"next_step", step}, {"seed", c_.seed}, {"samples_per_step", c_.batch}}},
-                                   {"world", {{"dp", c_.dp}, {"cp", c_.cp}, {"zero", c_.zero}}},
+                                   {"world", {{"dp", c_.dp}, {"cp", c_.cp}, {"zero", c_.zero.value()}}},
                                    {"config", c_.json}};
       dir = save_run_checkpoint(c_.dir, step, c_.model, model_.table(), model_.pos_embed(), model_.decoder_pos_embed(),
                                 state, trainer, c_.keep_checkpoints);
@@ -308,23 +293,17 @@ class Trainer {
   Mesh<Comm> mesh_;
   VitMae<Backend> model_;
   ZeroOptimizer<Stage, Comm, Backend> zero_;
-  std::unique_ptr<ContextParallel> context_;  // cp > 1 (Cpu): the model's context-parallel group
+  std::unique_ptr<ContextParallel> context_;  // cp > 1: the model's context-parallel group
   Array<float> crops_;     // Cuda: the micro-batch's crops on the device
   Array<double> scalars_;  // the scalars of reduce_scalars
 };
 
 // Runs `config` on `world`, dispatching parallel.zero onto ZeroOptimizer<ZeroStage<k>, Comm, Backend>.
-// train(config, world): the CPU trainer; train<Cuda>(config, nccl_world) in a file nvcc compiles.
-template <class Backend = Cpu, class Comm>
+// train<Cpu>(config, world): the CPU trainer; train<Cuda>(config, nccl_world) in a file nvcc compiles.
+template <KernelBackend Backend, class Comm>
 TrainResult train(const TrainConfig& config, Comm& world, const TrainOptions& options = {}) {
   check_train_setup<Backend>(config, world, options);
-  switch (config.zero) {
-    case 0: return Trainer<ZeroStage<0>, Comm, Backend>(config, world, options).run();
-    case 1: return Trainer<ZeroStage<1>, Comm, Backend>(config, world, options).run();
-    case 2: return Trainer<ZeroStage<2>, Comm, Backend>(config, world, options).run();
-    case 3: return Trainer<ZeroStage<3>, Comm, Backend>(config, world, options).run();
-  }
-  fail("config: parallel.zero: ZeRO stages are 0, 1, 2 and 3, got ", config.zero);
+  return config.zero.visit([&]<class Stage>(Stage) { return Trainer<Stage, Comm, Backend>(config, world, options).run(); });
 }
 
 }  // namespace sfm

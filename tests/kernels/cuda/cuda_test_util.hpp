@@ -17,6 +17,17 @@
 
 namespace sfm::test {
 
+// Attention tolerances against the CPU kernels: outputs and gradients relative to their scale (fp32
+// compute, bf16 storage rounding), lse absolute.
+constexpr double kTolAttn32 = 5e-5;
+constexpr double kTolAttn16 = 2e-2;
+constexpr double kTolLse = 1e-5;
+
+template <class T>
+constexpr double attn_tol() {
+  return std::is_same_v<T, float> ? kTolAttn32 : kTolAttn16;
+}
+
 template <class T>
 constexpr const char* type_name() {
   return std::is_same_v<T, float> ? "fp32" : "bf16";

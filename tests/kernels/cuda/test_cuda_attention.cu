@@ -1,5 +1,5 @@
 // CUDA flash attention (kernels/cuda/attention.cuh) against the CPU kernel, forward (out, lse) and
-// backward (dQ, dK, dV), on the packed qkv layout [B, L, 3, H, d] the model uses, at N = 129, 513,
+// backward (dQ, dK, dV), called with the argument structs of kernels/attention_args.hpp, on the packed qkv layout [B, L, 3, H, d] the model uses, at N = 129, 513,
 // 2049, 8193 with head dims 32 and 64 (8, 16 and 128 at small N), uneven q/k lengths, fp32 and bf16;
 // determinism (two runs bitwise equal). Outputs start as NaN so unwritten elements fail.
 //
@@ -21,6 +21,9 @@
 // include the header-only CUDA backend must link (every non-template kernel is inline).
 #include "sfm/kernels/cuda/kernels.cuh"
 
+using sfm::AttentionGrads;
+using sfm::AttentionInputs;
+using sfm::AttentionOutputs;
 using sfm::AttentionShape;
 using sfm::Cuda;
 using sfm::DeviceArray;
@@ -29,14 +32,6 @@ using namespace sfm::test;
 
 namespace {
 
-constexpr double kTolAttn32 = 5e-5;
-constexpr double kTolAttn16 = 2e-2;
-constexpr double kTolLse = 1e-5;
-
-template <class T>
-constexpr double attn_tol() {
-  return std::is_same_v<T, float> ? kTolAttn32 : kTolAttn16;
-}
 
 // Where Q, K, V, O live: packed ([B, L, 3, H, d] for qkv, [B, L, H, d] for o), or contiguous
 // [B, H, L, d] buffers (needed when q_len != k_len).
@@ -56,6 +51,15 @@ struct Layout {
     const int64_t len = which == 0 ? s.q_len : s.k_len;
     T* base = qkv + (which == 0 ? 0 : int64_t(q_size()) + (which - 1) * int64_t(kv_size()));
     return {base, H * len * d, len * d, d};
+  }
+  // The inputs of an attention call on this buffer.
+  template <class T>
+  AttentionInputs<T> inputs(const T* qkv, float scale) const {
+    return {part(qkv, 0), part(qkv, 1), part(qkv, 2), s, scale};
+  }
+  template <class T>
+  AttentionGrads<T> grads(T* d_qkv) const {
+    return {part(d_qkv, 0), part(d_qkv, 1), part(d_qkv, 2)};
   }
   template <class T>
   HeadsView<T> out(T* o) const {
@@ -89,9 +93,7 @@ CpuResult cpu_forward(const Layout& layout, const std::vector<float>& qkv, float
   CpuResult r;
   r.out.assign(layout.q_size(), 0.0f);
   r.lse.assign(size_t(s.batch * s.heads * s.q_len), 0.0f);
-  const float* x = qkv.data();
-  ref::attention_forward(layout.out(r.out.data()), r.lse.data(), layout.part(x, 0), layout.part(x, 1),
-                         layout.part(x, 2), s, scale);
+  ref::attention_forward({layout.out(r.out.data()), r.lse.data()}, layout.inputs(qkv.data(), scale));
   return r;
 }
 
@@ -99,11 +101,8 @@ CpuResult cpu_forward(const Layout& layout, const std::vector<float>& qkv, float
 void cpu_backward(CpuResult& r, const Layout& layout, const std::vector<float>& qkv, const std::vector<float>& d_out,
                   const std::vector<float>& out_for_backward, float scale) {
   r.d_qkv.assign(qkv.size(), 0.0f);
-  const float* x = qkv.data();
-  float* g = r.d_qkv.data();
-  ref::attention_backward(layout.part(g, 0), layout.part(g, 1), layout.part(g, 2), layout.out(d_out.data()),
-                          layout.out(out_for_backward.data()), r.lse.data(), layout.part(x, 0), layout.part(x, 1),
-                          layout.part(x, 2), layout.s, scale);
+  ref::attention_backward(layout.grads(r.d_qkv.data()), layout.out(d_out.data()),
+                          {layout.out(out_for_backward.data()), r.lse.data()}, layout.inputs(qkv.data(), scale));
 }
 
 template <class T>
@@ -120,18 +119,15 @@ GpuResult<T> gpu_attention(const Layout& layout, const std::vector<float>& qkv, 
   auto g_qkv = upload<T>(qkv);
   auto g_out = poisoned<T>(layout.q_size());
   auto g_lse = poisoned<float>(static_cast<size_t>(s.batch * s.heads * s.q_len));
-  T* x = g_qkv.data();
-  sfm::attention_forward(Cuda{}, layout.out(g_out.data()), g_lse.data(), layout.part(x, 0), layout.part(x, 1),
-                         layout.part(x, 2), s, scale);
+  const AttentionInputs<T> in = layout.inputs<T>(g_qkv.data(), scale);
+  sfm::attention_forward(Cuda{}, AttentionOutputs<T>{layout.out(g_out.data()), g_lse.data()}, in);
   GpuResult<T> r{download(g_out), download(g_lse), {}};
   if (backward) {
     auto g_dout = upload<T>(d_out), g_o = upload<T>(out_for_backward);
     auto g_l = upload<float>(lse_for_backward);
     auto g_dqkv = poisoned<T>(qkv.size());
-    T* g = g_dqkv.data();
-    sfm::attention_backward(Cuda{}, layout.part(g, 0), layout.part(g, 1), layout.part(g, 2),
-                            layout.out(g_dout.data()), layout.out(g_o.data()), g_l.data(), layout.part(x, 0),
-                            layout.part(x, 1), layout.part(x, 2), s, scale);
+    sfm::attention_backward(Cuda{}, layout.grads(g_dqkv.data()), layout.out<const T>(g_dout.data()),
+                            sfm::SavedAttention<T>{layout.out<const T>(g_o.data()), g_l.data()}, in);
     r.d_qkv = download(g_dqkv);
   }
   return r;
@@ -247,16 +243,11 @@ TEST_CASE("attention throughput", "[.bench]") {
       auto d_out = upload<T>(randn(layout.q_size(), 4002));
       DeviceArray<T> out(layout.q_size()), d_qkv(layout.qkv_size());
       DeviceArray<float> lse(static_cast<size_t>(s.batch * s.heads * s.q_len));
-      T* x = qkv.data();
-      T* g = d_qkv.data();
-      auto forward = [&] {
-        sfm::attention_forward(Cuda{}, layout.out(out.data()), lse.data(), layout.part(x, 0), layout.part(x, 1),
-                               layout.part(x, 2), s, scale);
-      };
+      const AttentionInputs<T> in = layout.inputs<T>(qkv.data(), scale);
+      const AttentionOutputs<T> o{layout.out(out.data()), lse.data()};
+      auto forward = [&] { sfm::attention_forward(Cuda{}, o, in); };
       auto backward = [&] {
-        sfm::attention_backward(Cuda{}, layout.part(g, 0), layout.part(g, 1), layout.part(g, 2),
-                                layout.out(d_out.data()), layout.out(out.data()), lse.data(), layout.part(x, 0),
-                                layout.part(x, 1), layout.part(x, 2), s, scale);
+        sfm::attention_backward(Cuda{}, layout.grads(d_qkv.data()), layout.out<const T>(d_out.data()), o.saved(), in);
       };
       cudaStream_t stream = sfm::cuda_context().stream;
       auto time_ms = [&](auto&& f, int iterations) {

@@ -490,10 +490,15 @@ TEST_CASE("CUDA kernels reject unsupported shapes with sfm::Error", "[cuda][erro
   DeviceArray<float> buffer(static_cast<size_t>(2 * 3 * 48));
   DeviceArray<float> lse(6);
   const sfm::HeadsView<float> view{buffer.data(), 3 * 48, 48, 48};
-  CHECK_THROWS_AS(sfm::attention_forward(Cuda{}, view, lse.data(), view, view, view, sfm::AttentionShape{2, 1, 3, 3, 48},
-                                         0.1f),
-                  sfm::Error);
-  CHECK_THROWS_WITH(sfm::attention_forward(Cuda{}, view, lse.data(), view, view, view,
-                                           sfm::AttentionShape{2, 1, 3, 3, 48}, 0.1f),
-                    contains("head_dim 48"));
+  const sfm::AttentionInputs<float> in{view, view, view, sfm::AttentionShape{2, 1, 3, 3, 48}, 0.1f};
+  const sfm::AttentionOutputs<float> out{view, lse.data()};
+  CHECK_THROWS_AS(sfm::attention_forward(Cuda{}, out, in), sfm::Error);
+  CHECK_THROWS_WITH(sfm::attention_forward(Cuda{}, out, in), contains("head_dim 48"));
+  CHECK_THROWS_WITH(sfm::attention_forward_block(Cuda{}, out, in, sfm::ValidRows{3, 3}), contains("head_dim 48"));
+  // Valid rows outside the block.
+  const sfm::AttentionInputs<float> in16{view, view, view, sfm::AttentionShape{2, 1, 3, 3, 16}, 0.1f};
+  CHECK_THROWS_WITH(sfm::attention_forward_block(Cuda{}, out, in16, sfm::ValidRows{4, 3}), contains("valid rows"));
+  CHECK_THROWS_WITH(sfm::attention_backward_block(Cuda{}, sfm::AttentionGrads<float>{view, view, view}, view,
+                                                  lse.data(), lse.data(), in16, sfm::ValidRows{3, -1}),
+                    contains("valid rows"));
 }

@@ -2,6 +2,7 @@
 #include "model_cpu_reference.hpp"
 
 #include "model_training_loop.hpp"
+#include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/model/vit_mae.hpp"
 
 namespace sfm::test {

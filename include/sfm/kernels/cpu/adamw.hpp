@@ -7,19 +7,10 @@
 #include <cmath>
 #include <cstdint>
 
+#include "sfm/kernels/adamw_hyper.hpp"
 #include "sfm/kernels/cpu/backend.hpp"
 
 namespace sfm {
-
-struct AdamWHyper {
-  double lr;
-  double beta1 = 0.9;
-  double beta2 = 0.95;
-  double eps = 1e-8;
-  double weight_decay = 0.0;
-  int64_t step = 1;  // 1-based, for bias correction
-  double grad_scale = 1.0;
-};
 
 inline void adamw_update(Cpu, float* param, const float* grad, float* m, float* v, int64_t n, const AdamWHyper& h) {
   const float b1 = float(h.beta1), b2 = float(h.beta2);

@@ -8,7 +8,11 @@
 //   out = (w_a·out_a + w_b·out_b) / (w_a + w_b),   lse = m + log(w_a + w_b).
 // A block with no valid key has lse = −∞ and weight 0; when both are −∞ the merge leaves (0, −∞),
 // so no NaN arises. The backward of a block recomputes P = exp(scale·QKᵀ − lse) with the global lse
-// and the global delta = rowsum(dO ∘ O), and accumulates into dQ, dK and dV.
+// and the global delta = rowsum(dO ∘ O), and accumulates into dQ, dK and dV. lse, delta and the
+// scale are AttentionStat<T> (kernels/attention_args.hpp).
+//
+// Work is split over (batch, head) pairs on OpenMP threads and, inside a pair, over query tiles, so
+// the score matrix in memory is at most tile × keys.
 #pragma once
 
 #include <Eigen/Core>
@@ -17,32 +21,58 @@
 #include <cstdint>
 #include <limits>
 
-#include "sfm/kernels/cpu/attention.hpp"
+#include "sfm/kernels/attention_args.hpp"
 #include "sfm/kernels/cpu/backend.hpp"
 #include "sfm/kernels/views.hpp"
 
 namespace sfm {
 
+namespace cpu_detail {
+template <class T>
+using Tile = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T>
+using StridedMap = Eigen::Map<Tile<T>, 0, Eigen::OuterStride<>>;
+template <class T>
+using ConstStridedMap = Eigen::Map<const Tile<T>, 0, Eigen::OuterStride<>>;
+
+template <class T>
+ConstStridedMap<T> rows_of(HeadsView<const T> v, int64_t b, int64_t h, int64_t first, int64_t count,
+                           int64_t dim) {
+  return ConstStridedMap<T>(v.at(b, h) + first * v.token_stride, count, dim,
+                            Eigen::OuterStride<>(v.token_stride));
+}
+template <class T>
+StridedMap<T> rows_of(HeadsView<T> v, int64_t b, int64_t h, int64_t first, int64_t count, int64_t dim) {
+  return StridedMap<T>(v.at(b, h) + first * v.token_stride, count, dim, Eigen::OuterStride<>(v.token_stride));
+}
+
+constexpr int64_t attention_query_tile = 128;
+}  // namespace cpu_detail
+
 // out, lse of the valid queries against the valid keys of this block (out = 0 and lse = −∞ where
 // no key is valid); padded query rows get out = 0, lse = −∞. lse is [batch, heads, q_len].
 template <class T>
-void attention_forward_block(Cpu, HeadsView<T> out, T* lse, InHeads<T> q, InHeads<T> k, InHeads<T> v,
-                             AttentionShape s, T scale, ValidRows valid) {
+void attention_forward_block(Cpu, AttentionOutputs<T> o, const AttentionInputs<T>& in, ValidRows valid) {
   using namespace cpu_detail;
-  constexpr T empty_lse = -std::numeric_limits<T>::infinity();
+  using S = AttentionStat<T>;
+  constexpr S empty_lse = -std::numeric_limits<S>::infinity();
+  const AttentionShape& s = in.shape;
+  const HeadsView<T> out = o.out;
+  const T scale = T(in.scale);
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < s.batch; ++b)
     for (int64_t h = 0; h < s.heads; ++h) {
-      T* head_lse = lse + (b * s.heads + h) * s.q_len;
+      S* head_lse = o.lse + (b * s.heads + h) * s.q_len;
       const int64_t computed = valid.keys > 0 ? valid.queries : 0;  // rows with a softmax to take
       rows_of(out, b, h, computed, s.q_len - computed, s.head_dim).setZero();
       std::fill(head_lse + computed, head_lse + s.q_len, empty_lse);
-      const auto K = rows_of(k, b, h, 0, valid.keys, s.head_dim);
-      const auto V = rows_of(v, b, h, 0, valid.keys, s.head_dim);
+      const auto K = rows_of(in.k, b, h, 0, valid.keys, s.head_dim);
+      const auto V = rows_of(in.v, b, h, 0, valid.keys, s.head_dim);
       Tile<T> scores;
       for (int64_t q0 = 0; q0 < computed; q0 += attention_query_tile) {
         const int64_t rows = std::min(attention_query_tile, computed - q0);
-        scores.noalias() = (scale * rows_of(q, b, h, q0, rows, s.head_dim)) * K.transpose();
+        // the scale folds into the GEMM
+        scores.noalias() = (scale * rows_of(in.q, b, h, q0, rows, s.head_dim)) * K.transpose();
         for (int64_t i = 0; i < rows; ++i) {
           auto row = scores.row(i);
           const T max = row.maxCoeff();
@@ -59,21 +89,22 @@ void attention_forward_block(Cpu, HeadsView<T> out, T* lse, InHeads<T> q, InHead
 // (out, lse) ← the exact merge of (out, lse) and (part, part_lse) (see the top of this file), for
 // all q_len rows.
 template <class T>
-void attention_merge(Cpu, HeadsView<T> out, T* lse, InHeads<T> part, const T* part_lse, AttentionShape s) {
+void attention_merge(Cpu, AttentionOutputs<T> into, SavedAttention<T> part, AttentionShape s) {
   using namespace cpu_detail;
-  constexpr T empty_lse = -std::numeric_limits<T>::infinity();
+  using S = AttentionStat<T>;
+  constexpr S empty_lse = -std::numeric_limits<S>::infinity();
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < s.batch; ++b)
     for (int64_t h = 0; h < s.heads; ++h) {
-      auto O = rows_of(out, b, h, 0, s.q_len, s.head_dim);
-      const auto part_O = rows_of(part, b, h, 0, s.q_len, s.head_dim);
-      T* row_lse = lse + (b * s.heads + h) * s.q_len;
-      const T* row_part_lse = part_lse + (b * s.heads + h) * s.q_len;
+      auto O = rows_of(into.out, b, h, 0, s.q_len, s.head_dim);
+      const auto part_O = rows_of(part.out, b, h, 0, s.q_len, s.head_dim);
+      S* row_lse = into.lse + (b * s.heads + h) * s.q_len;
+      const S* row_part_lse = part.lse + (b * s.heads + h) * s.q_len;
       for (int64_t i = 0; i < s.q_len; ++i) {
-        const T max = std::max(row_lse[i], row_part_lse[i]);
+        const S max = std::max(row_lse[i], row_part_lse[i]);
         if (max == empty_lse) continue;  // both empty: (0, −∞) stays
-        const T w = std::exp(row_lse[i] - max), w_part = std::exp(row_part_lse[i] - max);
-        const T sum = w + w_part;
+        const S w = std::exp(row_lse[i] - max), w_part = std::exp(row_part_lse[i] - max);
+        const S sum = w + w_part;
         O.row(i) = (w / sum) * O.row(i) + (w_part / sum) * part_O.row(i);
         row_lse[i] = max + std::log(sum);
       }
@@ -81,18 +112,19 @@ void attention_merge(Cpu, HeadsView<T> out, T* lse, InHeads<T> part, const T* pa
 }
 
 // delta[b, h, i] = Σ_c dO[b, h, i, c] · O[b, h, i, c] for the valid queries (in a fixed order);
-// [batch, heads, q_len], padded rows left alone.
+// [batch, heads, q_len], padded rows left alone (d_out and out fix T).
 template <class T>
-void attention_backward_delta(Cpu, T* delta, InHeads<T> d_out, InHeads<T> out, AttentionShape s, int64_t queries) {
+void attention_backward_delta(Cpu, AttentionStat<T>* delta, HeadsView<const T> d_out, HeadsView<const T> out,
+                              AttentionShape s, int64_t queries) {
   using namespace cpu_detail;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < s.batch; ++b)
     for (int64_t h = 0; h < s.heads; ++h) {
       const auto dO = rows_of(d_out, b, h, 0, queries, s.head_dim);
       const auto O = rows_of(out, b, h, 0, queries, s.head_dim);
-      T* row_delta = delta + (b * s.heads + h) * s.q_len;
+      AttentionStat<T>* row_delta = delta + (b * s.heads + h) * s.q_len;
       for (int64_t i = 0; i < queries; ++i) {
-        T sum = 0;
+        AttentionStat<T> sum = 0;
         for (int64_t c = 0; c < s.head_dim; ++c) sum += dO(i, c) * O(i, c);
         row_delta[i] = sum;
       }
@@ -103,24 +135,25 @@ void attention_backward_delta(Cpu, T* delta, InHeads<T> d_out, InHeads<T> out, A
 // queries) and to d_k, d_v (valid keys); padded rows are left alone.
 //   dV += Pᵀ dO,  dS = P ∘ (dO Vᵀ − delta),  dQ += scale·dS K,  dK += scale·dSᵀ Q.
 template <class T>
-void attention_backward_block(Cpu, HeadsView<T> d_q, HeadsView<T> d_k, HeadsView<T> d_v, InHeads<T> d_out,
-                              const T* lse, const T* delta, InHeads<T> q, InHeads<T> k, InHeads<T> v,
-                              AttentionShape s, T scale, ValidRows valid) {
+void attention_backward_block(Cpu, AttentionGrads<T> g, InHeads<T> d_out, const AttentionStat<T>* lse,
+                              const AttentionStat<T>* delta, const AttentionInputs<T>& in, ValidRows valid) {
   using namespace cpu_detail;
   if (valid.queries == 0 || valid.keys == 0) return;
+  const AttentionShape& s = in.shape;
+  const T scale = T(in.scale);
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < s.batch; ++b)
     for (int64_t h = 0; h < s.heads; ++h) {
-      const auto K = rows_of(k, b, h, 0, valid.keys, s.head_dim);
-      const auto V = rows_of(v, b, h, 0, valid.keys, s.head_dim);
-      auto dK = rows_of(d_k, b, h, 0, valid.keys, s.head_dim);
-      auto dV = rows_of(d_v, b, h, 0, valid.keys, s.head_dim);
-      const T* row_lse = lse + (b * s.heads + h) * s.q_len;
-      const T* row_delta = delta + (b * s.heads + h) * s.q_len;
+      const auto K = rows_of(in.k, b, h, 0, valid.keys, s.head_dim);
+      const auto V = rows_of(in.v, b, h, 0, valid.keys, s.head_dim);
+      auto dK = rows_of(g.d_k, b, h, 0, valid.keys, s.head_dim);
+      auto dV = rows_of(g.d_v, b, h, 0, valid.keys, s.head_dim);
+      const AttentionStat<T>* row_lse = lse + (b * s.heads + h) * s.q_len;
+      const AttentionStat<T>* row_delta = delta + (b * s.heads + h) * s.q_len;
       Tile<T> probs, d_scores;
       for (int64_t q0 = 0; q0 < valid.queries; q0 += attention_query_tile) {
         const int64_t rows = std::min(attention_query_tile, valid.queries - q0);
-        const auto Q = rows_of(q, b, h, q0, rows, s.head_dim);
+        const auto Q = rows_of(in.q, b, h, q0, rows, s.head_dim);
         const auto dO = rows_of(d_out, b, h, q0, rows, s.head_dim);
         probs.noalias() = (scale * Q) * K.transpose();
         for (int64_t i = 0; i < rows; ++i) probs.row(i) = (probs.row(i).array() - row_lse[q0 + i]).exp();
@@ -128,7 +161,7 @@ void attention_backward_block(Cpu, HeadsView<T> d_q, HeadsView<T> d_k, HeadsView
         d_scores.noalias() = dO * V.transpose();
         for (int64_t i = 0; i < rows; ++i)
           d_scores.row(i) = probs.row(i).array() * (d_scores.row(i).array() - row_delta[q0 + i]);
-        rows_of(d_q, b, h, q0, rows, s.head_dim).noalias() += (scale * d_scores) * K;
+        rows_of(g.d_q, b, h, q0, rows, s.head_dim).noalias() += (scale * d_scores) * K;
         dK.noalias() += (scale * d_scores.transpose()) * Q;
       }
     }

@@ -11,12 +11,16 @@
 #include <cstdint>
 #include <vector>
 
+#include "sfm/kernels/backend.hpp"
+
 namespace sfm {
 
 struct Cpu {
   template <class T>
   using Array = std::vector<T>;
   static constexpr const char* name = "cpu";
+  static constexpr BackendKind kind = BackendKind::cpu;
+  static constexpr bool host_memory = true;
 };
 
 // Waits for the backend's queued work: the Cpu backend runs everything synchronously.

@@ -12,7 +12,7 @@
 #include <cstdint>
 
 #include "sfm/core/bf16.hpp"
-#include "sfm/kernels/cpu/adamw.hpp"  // AdamWHyper (plain struct, no Eigen)
+#include "sfm/kernels/adamw_hyper.hpp"
 #include "sfm/kernels/cuda/backend.cuh"
 
 namespace sfm {

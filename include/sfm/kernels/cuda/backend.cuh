@@ -20,6 +20,7 @@
 
 #include "sfm/core/bf16.hpp"
 #include "sfm/core/error.hpp"
+#include "sfm/kernels/backend.hpp"
 
 namespace sfm::cuda_detail {
 
@@ -236,6 +237,8 @@ struct Cuda {
   template <class T>
   using Array = DeviceArray<T>;
   static constexpr const char* name = "cuda";
+  static constexpr BackendKind kind = BackendKind::cuda;
+  static constexpr bool host_memory = false;
 };
 
 // Waits for the work queued on the compute stream (timing, host reads of results).

@@ -28,7 +28,7 @@ inline nlohmann::json cuda_train_bench(const ModelConfig& config, StepBenchOptio
   cudaDeviceProp prop{};
   SFM_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   nlohmann::json result = r.to_json();
-  result["framework"] = "sfm", result["backend"] = "cuda", result["precision"] = precision;
+  result["framework"] = "sfm", result["backend"] = Cuda::name, result["precision"] = precision;
   result["device"] = prop.name;
   result["tflops"] = r.flops_per_s() * 1e-12;
   result["device_memory_used_gib"] = double(free_before - free_min) / double(1 << 30);

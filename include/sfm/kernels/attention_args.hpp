@@ -7,36 +7,33 @@
 //   AttentionGrads<T>    what a backward writes: dQ, dK, dV (views into the packed d_qkv)
 //
 // Element type T (float, or bf16 storage) is the activations'; the log-sum-exp, the backward's
-// delta and the softmax scale are AttentionStat<T>: fp32 on every backend, double only for double
-// elements (the CPU kernels' finite-difference tests). Non-owning; the memory is the backend's.
+// delta and the softmax scale are Accum<T> (kernels/element.hpp): fp32 for fp32 and bf16 elements,
+// double only for double (the CPU kernels' finite-difference tests). Non-owning; the memory is the
+// backend's.
 #pragma once
 
-#include <type_traits>
-
+#include "sfm/kernels/element.hpp"
 #include "sfm/kernels/views.hpp"
 
 namespace sfm {
 
 template <class T>
-using AttentionStat = std::conditional_t<std::is_same_v<std::remove_const_t<T>, double>, double, float>;
-
-template <class T>
 struct AttentionInputs {
   InHeads<T> q, k, v;
   AttentionShape shape;
-  AttentionStat<T> scale;  // softmax(scale · Q Kᵀ)
+  Accum<T> scale;  // softmax(scale · Q Kᵀ)
 };
 
 template <class T>
 struct SavedAttention {
   InHeads<T> out;
-  const AttentionStat<T>* lse;  // [batch, heads, shape.q_len]
+  const Accum<T>* lse;  // [batch, heads, shape.q_len]
 };
 
 template <class T>
 struct AttentionOutputs {
   HeadsView<T> out;
-  AttentionStat<T>* lse;  // [batch, heads, shape.q_len]
+  Accum<T>* lse;  // [batch, heads, shape.q_len]
 
   SavedAttention<T> saved() const { return {out, lse}; }
 };

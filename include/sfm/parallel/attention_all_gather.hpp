@@ -58,7 +58,7 @@ class AllGatherKV {
     const int64_t mine = seq.valid(r), kv_size = pass.kv_size;
     T* all = pass.carve(P * kv_size);
     T* shares = pass.carve(P * kv_size);  // this rank's dK/dV share of every block
-    AttentionStat<T>* delta = pass.carve_stats();
+    Accum<T>* delta = pass.carve_stats();
 
     gather_kv(be, all, args.k, args.v, local, mine);
     zero_heads(be, grads.d_q, local.batch, local.heads, local.q_len, local.head_dim);
@@ -84,7 +84,7 @@ class AllGatherKV {
     using namespace context_detail;
     const AttentionShape local = block_shape(s, sequence_of(s, comm_->size()));
     return 2 * aligned_bytes<T>(comm_->size() * KvBlock<T>::size(local)) +
-           aligned_bytes<AttentionStat<T>>(local.batch * local.heads * local.q_len);
+           aligned_bytes<Accum<T>>(local.batch * local.heads * local.q_len);
   }
 
  private:

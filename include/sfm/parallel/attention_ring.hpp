@@ -89,7 +89,7 @@ class RingAttention {
     // for it, sent on; arrived: the accumulator coming from rank r − 1.
     const KvBlock<T> shares[2] = {pass.carve_block(), pass.carve_block()};
     const KvBlock<T> arrived = pass.carve_block();
-    AttentionStat<T>* delta = pass.carve_stats();
+    Accum<T>* delta = pass.carve_stats();
 
     pack_kv(be, kv[0], args.k, args.v, mine);
     zero_heads(be, grads.d_q, local.batch, local.heads, local.q_len, local.head_dim);
@@ -129,7 +129,7 @@ class RingAttention {
   size_t workspace_bytes(AttentionShape s) const {
     using namespace context_detail;
     const AttentionShape local = block_shape(s, sequence_of(s, comm_->size()));
-    return 5 * aligned_bytes<T>(KvBlock<T>::size(local)) + aligned_bytes<AttentionStat<T>>(local.batch * local.heads * local.q_len);
+    return 5 * aligned_bytes<T>(KvBlock<T>::size(local)) + aligned_bytes<Accum<T>>(local.batch * local.heads * local.q_len);
   }
 
  private:

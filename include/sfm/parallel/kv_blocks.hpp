@@ -98,7 +98,7 @@ struct BlockPass {
   }
   T* carve(int64_t count) { return workspace.template carve<T>(count); }
   KvBlock<T> carve_block() { return {carve(kv_size), local}; }
-  AttentionStat<T>* carve_stats() { return workspace.template carve<AttentionStat<T>>(stats); }  // lse or delta, one per query row
+  Accum<T>* carve_stats() { return workspace.template carve<Accum<T>>(stats); }  // lse or delta, one per query row
 };
 
 // Copies the `valid` rows of the local K and V into a packed block (its padding is never read).
@@ -113,7 +113,7 @@ void pack_kv(Backend be, const KvBlock<T>& kv, InHeads<T> k, InHeads<T> v, int64
 // writes it, later ones go through `part` and are merged.
 template <class Backend, class T>
 void forward_block(Backend be, bool first, AttentionOutputs<T> out, AttentionOutputs<T> part, InHeads<T> q,
-                   const KvBlock<T>& kv, AttentionStat<T> scale, ValidRows valid) {
+                   const KvBlock<T>& kv, Accum<T> scale, ValidRows valid) {
   const AttentionInputs<T> block{q, kv.k(), kv.v(), kv.s, scale};
   if (first) {
     attention_forward_block(be, out, block, valid);

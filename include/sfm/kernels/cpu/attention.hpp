@@ -31,7 +31,7 @@ void attention_forward(Cpu, AttentionOutputs<T> o, const AttentionInputs<T>& in)
 template <class T>
 void attention_backward(Cpu, AttentionGrads<T> g, InHeads<T> d_out, SavedAttention<T> fwd, const AttentionInputs<T>& in) {
   const AttentionShape& s = in.shape;
-  std::vector<AttentionStat<T>> delta(size_t(s.batch * s.heads * s.q_len));
+  std::vector<Accum<T>> delta(size_t(s.batch * s.heads * s.q_len));
   attention_backward_delta(Cpu{}, delta.data(), d_out, fwd.out, s, s.q_len);
   zero_heads(Cpu{}, g.d_q, s.batch, s.heads, s.q_len, s.head_dim);
   zero_heads(Cpu{}, g.d_k, s.batch, s.heads, s.k_len, s.head_dim);

@@ -9,7 +9,7 @@
 // A block with no valid key has lse = −∞ and weight 0; when both are −∞ the merge leaves (0, −∞),
 // so no NaN arises. The backward of a block recomputes P = exp(scale·QKᵀ − lse) with the global lse
 // and the global delta = rowsum(dO ∘ O), and accumulates into dQ, dK and dV. lse, delta and the
-// scale are AttentionStat<T> (kernels/attention_args.hpp).
+// scale are Accum<T> (kernels/attention_args.hpp).
 //
 // Work is split over (batch, head) pairs on OpenMP threads and, inside a pair, over query tiles, so
 // the score matrix in memory is at most tile × keys.
@@ -54,7 +54,7 @@ constexpr int64_t attention_query_tile = 128;
 template <class T>
 void attention_forward_block(Cpu, AttentionOutputs<T> o, const AttentionInputs<T>& in, ValidRows valid) {
   using namespace cpu_detail;
-  using S = AttentionStat<T>;
+  using S = Accum<T>;
   constexpr S empty_lse = -std::numeric_limits<S>::infinity();
   const AttentionShape& s = in.shape;
   const HeadsView<T> out = o.out;
@@ -91,7 +91,7 @@ void attention_forward_block(Cpu, AttentionOutputs<T> o, const AttentionInputs<T
 template <class T>
 void attention_merge(Cpu, AttentionOutputs<T> into, SavedAttention<T> part, AttentionShape s) {
   using namespace cpu_detail;
-  using S = AttentionStat<T>;
+  using S = Accum<T>;
   constexpr S empty_lse = -std::numeric_limits<S>::infinity();
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < s.batch; ++b)
@@ -114,7 +114,7 @@ void attention_merge(Cpu, AttentionOutputs<T> into, SavedAttention<T> part, Atte
 // delta[b, h, i] = Σ_c dO[b, h, i, c] · O[b, h, i, c] for the valid queries (in a fixed order);
 // [batch, heads, q_len], padded rows left alone (d_out and out fix T).
 template <class T>
-void attention_backward_delta(Cpu, AttentionStat<T>* delta, HeadsView<const T> d_out, HeadsView<const T> out,
+void attention_backward_delta(Cpu, Accum<T>* delta, HeadsView<const T> d_out, HeadsView<const T> out,
                               AttentionShape s, int64_t queries) {
   using namespace cpu_detail;
 #pragma omp parallel for collapse(2) schedule(static)
@@ -122,9 +122,9 @@ void attention_backward_delta(Cpu, AttentionStat<T>* delta, HeadsView<const T> d
     for (int64_t h = 0; h < s.heads; ++h) {
       const auto dO = rows_of(d_out, b, h, 0, queries, s.head_dim);
       const auto O = rows_of(out, b, h, 0, queries, s.head_dim);
-      AttentionStat<T>* row_delta = delta + (b * s.heads + h) * s.q_len;
+      Accum<T>* row_delta = delta + (b * s.heads + h) * s.q_len;
       for (int64_t i = 0; i < queries; ++i) {
-        AttentionStat<T> sum = 0;
+        Accum<T> sum = 0;
         for (int64_t c = 0; c < s.head_dim; ++c) sum += dO(i, c) * O(i, c);
         row_delta[i] = sum;
       }
@@ -135,8 +135,8 @@ void attention_backward_delta(Cpu, AttentionStat<T>* delta, HeadsView<const T> d
 // queries) and to d_k, d_v (valid keys); padded rows are left alone.
 //   dV += Pᵀ dO,  dS = P ∘ (dO Vᵀ − delta),  dQ += scale·dS K,  dK += scale·dSᵀ Q.
 template <class T>
-void attention_backward_block(Cpu, AttentionGrads<T> g, InHeads<T> d_out, const AttentionStat<T>* lse,
-                              const AttentionStat<T>* delta, const AttentionInputs<T>& in, ValidRows valid) {
+void attention_backward_block(Cpu, AttentionGrads<T> g, InHeads<T> d_out, const Accum<T>* lse,
+                              const Accum<T>* delta, const AttentionInputs<T>& in, ValidRows valid) {
   using namespace cpu_detail;
   if (valid.queries == 0 || valid.keys == 0) return;
   const AttentionShape& s = in.shape;
@@ -148,8 +148,8 @@ void attention_backward_block(Cpu, AttentionGrads<T> g, InHeads<T> d_out, const 
       const auto V = rows_of(in.v, b, h, 0, valid.keys, s.head_dim);
       auto dK = rows_of(g.d_k, b, h, 0, valid.keys, s.head_dim);
       auto dV = rows_of(g.d_v, b, h, 0, valid.keys, s.head_dim);
-      const AttentionStat<T>* row_lse = lse + (b * s.heads + h) * s.q_len;
-      const AttentionStat<T>* row_delta = delta + (b * s.heads + h) * s.q_len;
+      const Accum<T>* row_lse = lse + (b * s.heads + h) * s.q_len;
+      const Accum<T>* row_delta = delta + (b * s.heads + h) * s.q_len;
       Tile<T> probs, d_scores;
       for (int64_t q0 = 0; q0 < valid.queries; q0 += attention_query_tile) {
         const int64_t rows = std::min(attention_query_tile, valid.queries - q0);

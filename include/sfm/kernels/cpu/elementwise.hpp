@@ -7,18 +7,19 @@
 #include <cstdint>
 
 #include "sfm/kernels/cpu/backend.hpp"
+#include "sfm/kernels/cpu/element.hpp"
 
 namespace sfm {
 
 template <class T>
 void add_inplace(Cpu, T* y, const T* x, int64_t n) {
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+  for (int64_t i = 0; i < n; ++i) y[i] = cpu_detail::narrow<T>(cpu_detail::wide(y[i]) + cpu_detail::wide(x[i]));
 }
 
 template <class T>
 void fill_zero(Cpu, T* y, int64_t n) {
-  std::fill(y, y + n, T(0));
+  std::fill(y, y + n, cpu_detail::narrow<T>(0.0f));
 }
 
 // start + Σ x[i]² in double, in index order (a start lets a caller sum several ranges as one

@@ -6,6 +6,7 @@
 #include "sfm/kernels/cpu/attention.hpp"
 #include "sfm/kernels/cpu/attention_blocks.hpp"
 #include "sfm/kernels/cpu/backend.hpp"
+#include "sfm/kernels/cpu/bf16_storage.hpp"
 #include "sfm/kernels/cpu/elementwise.hpp"
 #include "sfm/kernels/cpu/gelu.hpp"
 #include "sfm/kernels/cpu/layernorm.hpp"
@@ -16,4 +17,5 @@
 
 namespace sfm {
 static_assert(KernelBackend<Cpu>, "the Cpu backend must provide every kernel of the contract (kernels/backend.hpp)");
+static_assert(ComputesIn<Cpu, bf16>, "the Cpu backend must provide the bf16-storage kernels (kernels/backend.hpp)");
 }  // namespace sfm

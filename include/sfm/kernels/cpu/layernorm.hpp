@@ -9,25 +9,29 @@
 #include <cstdint>
 
 #include "sfm/kernels/cpu/backend.hpp"
+#include "sfm/kernels/cpu/element.hpp"
+#include "sfm/kernels/element.hpp"
 
 namespace sfm {
 
 template <class T>
-void layernorm_forward(Cpu, T* out, T* mean, T* rstd, const T* in, const T* gamma, const T* beta,
+void layernorm_forward(Cpu, T* out, Accum<T>* mean, Accum<T>* rstd, const T* in, const T* gamma, const T* beta,
                        int64_t rows, int64_t dim, double eps) {
+  using namespace cpu_detail;
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const T* x = in + r * dim;
     double sum = 0;
-    for (int64_t i = 0; i < dim; ++i) sum += x[i];
+    for (int64_t i = 0; i < dim; ++i) sum += wide(x[i]);
     const double mu = sum / double(dim);
     double sq = 0;
-    for (int64_t i = 0; i < dim; ++i) sq += (x[i] - mu) * (x[i] - mu);
+    for (int64_t i = 0; i < dim; ++i) sq += (wide(x[i]) - mu) * (wide(x[i]) - mu);
     const double inv = 1.0 / std::sqrt(sq / double(dim) + eps);
     T* y = out + r * dim;
-    for (int64_t i = 0; i < dim; ++i) y[i] = T((x[i] - mu) * inv) * gamma[i] + beta[i];
-    mean[r] = T(mu);
-    rstd[r] = T(inv);
+    for (int64_t i = 0; i < dim; ++i)
+      y[i] = narrow<T>(Accum<T>((wide(x[i]) - mu) * inv) * wide(gamma[i]) + wide(beta[i]));
+    mean[r] = Accum<T>(mu);
+    rstd[r] = Accum<T>(inv);
   }
 }
 
@@ -35,25 +39,28 @@ void layernorm_forward(Cpu, T* out, T* mean, T* rstd, const T* in, const T* gamm
 // already holds the skip path); d_gamma and d_beta accumulated.
 // With xhat = (x − mean)·rstd and g = d_out·gamma:
 //   d_x = rstd · (g − mean(g) − xhat · mean(g · xhat)).
-template <class T>
-void layernorm_backward(Cpu, T* d_in, T* d_gamma, T* d_beta, const T* d_out, const T* in, const T* mean,
-                        const T* rstd, const T* gamma, int64_t rows, int64_t dim) {
+// Parameter gradients are G (fp32 under bf16 storage), the statistics Accum<T>.
+template <class T, class G>
+void layernorm_backward(Cpu, T* d_in, G* d_gamma, G* d_beta, const T* d_out, const T* in, const Accum<T>* mean,
+                        const Accum<T>* rstd, const T* gamma, int64_t rows, int64_t dim) {
+  using namespace cpu_detail;
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const T* x = in + r * dim;
     const T* dy = d_out + r * dim;
     double g_mean = 0, gx_mean = 0;
     for (int64_t i = 0; i < dim; ++i) {
-      const double g = double(dy[i]) * gamma[i];
+      const double g = double(wide(dy[i])) * wide(gamma[i]);
       g_mean += g;
-      gx_mean += g * (double(x[i]) - mean[r]) * rstd[r];
+      gx_mean += g * (double(wide(x[i])) - mean[r]) * rstd[r];
     }
     g_mean /= double(dim);
     gx_mean /= double(dim);
     T* dx = d_in + r * dim;
     for (int64_t i = 0; i < dim; ++i) {
-      const double xhat = (double(x[i]) - mean[r]) * rstd[r];
-      dx[i] += T(rstd[r] * (double(dy[i]) * gamma[i] - g_mean - xhat * gx_mean));
+      const double xhat = (double(wide(x[i])) - mean[r]) * rstd[r];
+      dx[i] = narrow<T>(wide(dx[i]) +
+                        Accum<T>(rstd[r] * (double(wide(dy[i])) * wide(gamma[i]) - g_mean - xhat * gx_mean)));
     }
   }
   // Parameter gradients: a column reduction, run over column blocks so the order per column is fixed.
@@ -61,12 +68,12 @@ void layernorm_backward(Cpu, T* d_in, T* d_gamma, T* d_beta, const T* d_out, con
   for (int64_t i = 0; i < dim; ++i) {
     double dg = 0, db = 0;
     for (int64_t r = 0; r < rows; ++r) {
-      const double dy = d_out[r * dim + i];
-      dg += dy * (double(in[r * dim + i]) - mean[r]) * rstd[r];
+      const double dy = wide(d_out[r * dim + i]);
+      dg += dy * (double(wide(in[r * dim + i])) - mean[r]) * rstd[r];
       db += dy;
     }
-    d_gamma[i] += T(dg);
-    d_beta[i] += T(db);
+    d_gamma[i] += G(dg);
+    d_beta[i] += G(db);
   }
 }
 

@@ -38,8 +38,9 @@ void linear_forward(Cpu, T* out, const T* in, const T* weight, const T* bias, in
 //   d_in      = d_out · weight          (overwritten; skipped when d_in is null)
 //   d_weight += d_outᵀ · in             (accumulated, so micro-batches add up)
 //   d_bias   += column sums of d_out    (accumulated; skipped when null)
-template <class T>
-void linear_backward(Cpu, T* d_in, T* d_weight, T* d_bias, const T* d_out, const T* in, const T* weight,
+// Parameter gradients are G (fp32 under bf16 storage, see bf16_storage.hpp), activations T.
+template <class T, class G>
+void linear_backward(Cpu, T* d_in, G* d_weight, G* d_bias, const T* d_out, const T* in, const T* weight,
                      int64_t rows, int64_t in_dim, int64_t out_dim) {
   using namespace cpu_detail;
   ConstMatMap<T> dy(d_out, rows, out_dim);
@@ -52,7 +53,7 @@ void linear_backward(Cpu, T* d_in, T* d_weight, T* d_bias, const T* d_out, const
   for (int64_t j = 0; j < out_dim; ++j) {
     double sum = 0;
     for (int64_t r = 0; r < rows; ++r) sum += d_out[r * out_dim + j];
-    d_bias[j] += T(sum);
+    d_bias[j] += G(sum);
   }
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sfm/kernels/cpu/backend.hpp"
+#include "sfm/kernels/cpu/element.hpp"
 #include "sfm/kernels/cpu/tokens.hpp"
 
 namespace sfm {
@@ -21,6 +22,7 @@ namespace sfm {
 template <class T>
 double mae_loss(Cpu, TokenRows<T> d_pred, InRows<T> pred, const T* target, const uint8_t* hidden,
                 int64_t batch, int64_t tokens, int64_t patch_size, bool norm_pix, double normalizer) {
+  using namespace cpu_detail;
   // Per-token errors first, then one sum in token order: the result does not depend on threads.
   std::vector<double> token_error(size_t(batch * tokens), 0.0);
   const double n = double(patch_size);
@@ -29,7 +31,7 @@ double mae_loss(Cpu, TokenRows<T> d_pred, InRows<T> pred, const T* target, const
     for (int64_t t = 0; t < tokens; ++t) {
       T* dp = d_pred.row(b, t, patch_size);
       if (!hidden[b * tokens + t]) {
-        for (int64_t i = 0; i < patch_size; ++i) dp[i] = T(0);
+        for (int64_t i = 0; i < patch_size; ++i) dp[i] = narrow<T>(0.0);
         continue;
       }
       const T* p = pred.row(b, t, patch_size);
@@ -37,16 +39,16 @@ double mae_loss(Cpu, TokenRows<T> d_pred, InRows<T> pred, const T* target, const
       double mean = 0, scale = 1;
       if (norm_pix) {
         double sum = 0, sq = 0;
-        for (int64_t i = 0; i < patch_size; ++i) sum += y[i];
+        for (int64_t i = 0; i < patch_size; ++i) sum += wide(y[i]);
         mean = sum / n;
-        for (int64_t i = 0; i < patch_size; ++i) sq += (y[i] - mean) * (y[i] - mean);
+        for (int64_t i = 0; i < patch_size; ++i) sq += (wide(y[i]) - mean) * (wide(y[i]) - mean);
         scale = 1.0 / std::sqrt(sq / (n - 1) + 1e-6);
       }
       double err = 0;
       for (int64_t i = 0; i < patch_size; ++i) {
-        const double diff = double(p[i]) - (double(y[i]) - mean) * scale;
+        const double diff = double(wide(p[i])) - (double(wide(y[i])) - mean) * scale;
         err += diff * diff;
-        dp[i] = T(2 * diff / (n * normalizer));
+        dp[i] = narrow<T>(2 * diff / (n * normalizer));
       }
       token_error[size_t(b * tokens + t)] = err / n;
     }

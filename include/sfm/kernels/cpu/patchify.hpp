@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "sfm/kernels/cpu/backend.hpp"
+#include "sfm/kernels/cpu/element.hpp"
 #include "sfm/kernels/patch_grid.hpp"
 
 namespace sfm {
@@ -33,10 +34,12 @@ void for_each_patch_voxel(int64_t batch, const PatchGrid& g, Copy copy) {
 }
 }  // namespace cpu_detail
 
-// patches[b, t, :] = the voxels of patch t of volume b.
-template <class T>
-void patchify(Cpu, T* patches, const T* volume, int64_t batch, const PatchGrid& g) {
-  cpu_detail::for_each_patch_voxel<T>(batch, g, [&](int64_t p, int64_t v) { patches[p] = volume[v]; });
+// patches[b, t, :] = the voxels of patch t of volume b, converted to the patches' element type
+// (an fp32 volume feeds bf16 patches).
+template <class Out, class In>
+void patchify(Cpu, Out* patches, const In* volume, int64_t batch, const PatchGrid& g) {
+  using namespace cpu_detail;
+  for_each_patch_voxel<Out>(batch, g, [&](int64_t p, int64_t v) { patches[p] = narrow<Out>(wide(volume[v])); });
 }
 
 // The inverse: volume voxels from patch rows.

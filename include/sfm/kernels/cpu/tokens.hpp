@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "sfm/kernels/cpu/backend.hpp"
+#include "sfm/kernels/cpu/element.hpp"
 #include "sfm/kernels/views.hpp"
 
 namespace sfm {
@@ -40,7 +41,7 @@ void add_rows_broadcast(Cpu, TokenRows<T> rows, const T* table, int64_t batch, i
     for (int64_t r = 0; r < count; ++r) {
       T* x = rows.row(b, r, dim);
       const T* t = table + r * dim;
-      for (int64_t i = 0; i < dim; ++i) x[i] += t[i];
+      for (int64_t i = 0; i < dim; ++i) x[i] = cpu_detail::narrow<T>(cpu_detail::wide(x[i]) + cpu_detail::wide(t[i]));
     }
 }
 
@@ -63,17 +64,17 @@ void copy_rows(Cpu, TokenRows<T> out, InRows<T> in, int64_t batch, int64_t count
 }
 
 // sum[:] += Σ rows[b, r, :] over rows where select[b·count + r] is nonzero (all when null), summed in
-// a fixed order (b, then r) in double.
-template <class T>
-void sum_rows(Cpu, T* sum, InRows<T> rows, const uint8_t* select, int64_t batch, int64_t count,
+// a fixed order (b, then r) in double. The sum is G (a parameter gradient: fp32 under bf16 storage).
+template <class T, class G>
+void sum_rows(Cpu, G* sum, TokenRows<const T> rows, const uint8_t* select, int64_t batch, int64_t count,
               int64_t dim) {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < dim; ++i) {
     double acc = 0;
     for (int64_t b = 0; b < batch; ++b)
       for (int64_t r = 0; r < count; ++r)
-        if (!select || select[b * count + r]) acc += rows.row(b, r, dim)[i];
-    sum[i] += T(acc);
+        if (!select || select[b * count + r]) acc += cpu_detail::wide(rows.row(b, r, dim)[i]);
+    sum[i] += G(acc);
   }
 }
 

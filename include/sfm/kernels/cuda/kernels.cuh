@@ -19,4 +19,5 @@
 
 namespace sfm {
 static_assert(KernelBackend<Cuda>, "the Cuda backend must provide every kernel of the contract (kernels/backend.hpp)");
+static_assert(ComputesIn<Cuda, bf16>, "the Cuda backend must provide the bf16-storage kernels (kernels/backend.hpp)");
 }  // namespace sfm

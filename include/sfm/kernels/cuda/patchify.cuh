@@ -34,10 +34,10 @@ __device__ __forceinline__ int64_t patch_voxel(int64_t p, const PatchDims& g) {
   return ((b * g.Z + iz * g.pz + dz) * g.Y + iy * g.py + dy) * g.X + ix * g.px + dx;
 }
 
-template <class T>
-__global__ void patchify_kernel(T* patches, const T* volume, int64_t n, PatchDims g) {
+template <class Out, class In>
+__global__ void patchify_kernel(Out* patches, const In* volume, int64_t n, PatchDims g) {
   for (int64_t p = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; p < n; p += int64_t(gridDim.x) * blockDim.x)
-    patches[p] = volume[patch_voxel(p, g)];
+    patches[p] = from_f32<Out>(to_f32(volume[patch_voxel(p, g)]));
 }
 
 template <class T>
@@ -48,9 +48,10 @@ __global__ void unpatchify_kernel(T* volume, const T* patches, int64_t n, PatchD
 
 }  // namespace cuda_detail
 
-// patches[b, t, :] = the voxels of patch t of volume b (overwritten).
-template <class T>
-void patchify(Cuda, T* patches, const T* volume, int64_t batch, const PatchGrid& g) {
+// patches[b, t, :] = the voxels of patch t of volume b (overwritten), converted to the patches'
+// element type (an fp32 volume feeds bf16 patches; a same-type copy is exact).
+template <class Out, class In>
+void patchify(Cuda, Out* patches, const In* volume, int64_t batch, const PatchGrid& g) {
   const int64_t n = batch * g.tokens() * g.patch_size();
   if (n <= 0) return;
   cuda_detail::patchify_kernel<<<cuda_detail::grid_for(n, 256), 256, 0, cuda_context().stream>>>(

@@ -124,11 +124,13 @@ void fill_rows(Cuda, TokenRows<T> rows, const T* value, const uint8_t* select, i
   SFM_CUDA_CHECK_LAUNCH();
 }
 
-// sum[:] += Σ rows[b, r, :] over selected rows (all when select is null); fixed order, double.
-template <class T>
-void sum_rows(Cuda, T* sum, InRows<T> rows, const uint8_t* select, int64_t batch, int64_t count, int64_t dim) {
+// sum[:] += Σ rows[b, r, :] over selected rows (all when select is null); fixed order, double. The
+// sum is G (a parameter gradient: fp32 under bf16 activations).
+template <class T, class G>
+void sum_rows(Cuda, G* sum, TokenRows<const T> rows, const uint8_t* select, int64_t batch, int64_t count,
+              int64_t dim) {
   cuda_detail::column_reduce<1>(cuda_detail::SelectedRows<T>{rows, select, count, dim},
-                                cuda_detail::AddColumnSum<T>{sum}, batch * count, dim);
+                                cuda_detail::AddColumnSum<G>{sum}, batch * count, dim);
 }
 
 }  // namespace sfm

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "sfm/core/error.hpp"
+#include "sfm/core/json_value.hpp"
 
 namespace sfm::cli {
 
@@ -84,7 +85,7 @@ inline nlohmann::json read_json_file(const std::string& path) {
   try {
     return nlohmann::json::parse(in);
   } catch (const nlohmann::json::exception& e) {
-    fail(path, ": invalid JSON: ", e.what());
+    fail(path, ": invalid JSON: ", json_error_text(e));
   }
 }
 

@@ -5,7 +5,9 @@
 //                   normalised per crop (--normalize, default robust) as in training; the mean loss
 //                   over all their hidden tokens.
 // --checkpoint is a model.safetensors or a training checkpoint/output directory. The model config
-// comes from the checkpoint's metadata unless --config gives one.
+// comes from the checkpoint's metadata unless --config gives one. A loss that is not finite (NaN
+// values in the volume, say) is an error, not a JSON null; --crops is at most max_eval_crops.
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -18,6 +20,16 @@
 
 namespace sfm::cli {
 namespace {
+
+// The most crops --crops takes: ample for a stable mean, and a typo guard for a run of days.
+constexpr int64_t max_eval_crops = int64_t(1) << 20;
+
+// The printed loss, refused when it is not finite.
+double finite_loss(double loss, const std::string& of) {
+  SFM_CHECK(std::isfinite(loss), "the loss on ", of, " is ", loss, ": the checkpoint's weights or the volume hold ",
+            "non-finite values");
+  return loss;
+}
 
 // Mean MAE loss over `crops` random crops of `url`, in batches of at most 8.
 double data_loss(VitMae<Cpu>& model, const Args& args, int64_t crops, uint64_t seed) {
@@ -52,15 +64,21 @@ int run_eval(int argc, char** argv) {
   if (std::filesystem::is_directory(checkpoint))
     checkpoint = (resolve_run_checkpoint(checkpoint) / "model.safetensors").string();
   const auto file = SafetensorsFile::load(checkpoint);
-  const ModelConfig config = args.has("config") ? model_config_from_json(read_json_file(args.get("config")).at("model"))
-                                                : checkpoint_config(file, checkpoint);
+  ModelConfig config;
+  if (args.has("config")) {
+    const nlohmann::json given = read_json_file(args.get("config"));
+    SFM_CHECK(given.is_object() && given.contains("model"), args.get("config"), ": no \"model\" (a name or a model object)");
+    config = model_config_from_json(given.at("model"));
+  } else {
+    config = checkpoint_config(file, checkpoint);
+  }
   VitMae<Cpu> model(config);
   load_model_weights(model, file, checkpoint);
   const uint64_t seed = uint64_t(parse_int(args.get("seed", "0"), "--seed"));
   if (args.has("data")) {
     const int64_t crops = parse_int(args.get("crops", "32"), "--crops");
-    SFM_CHECK(crops >= 1, "--crops must be positive");
-    const double loss = data_loss(model, args, crops, seed);
+    SFM_CHECK(crops >= 1 && crops <= max_eval_crops, "--crops must be between 1 and ", max_eval_crops, ", got ", crops);
+    const double loss = finite_loss(data_loss(model, args, crops, seed), std::to_string(crops) + " crops of " + args.get("data"));
     std::printf("%s\n", nlohmann::json{{"loss", loss}, {"tokens", config.tokens()}, {"visible", RandomMask::len_keep(config)},
                                        {"crops", crops}}.dump().c_str());
     return 0;
@@ -72,6 +90,7 @@ int run_eval(int argc, char** argv) {
   SFM_CHECK(s.size() == 3 || s.size() == 4, volume_path, ": expected [B, Z, Y, X] or [Z, Y, X], got ",
             shape_string(s));
   const int64_t batch = s.size() == 4 ? s[0] : 1;
+  SFM_CHECK(batch >= 1, volume_path, ": holds no volume (", shape_string(s), ")");
   const Shape crop(s.end() - 3, s.end());
   SFM_CHECK(crop == Shape(config.crop.begin(), config.crop.end()), volume_path, ": volume crop ", shape_string(crop),
             " does not match the model's crop ", shape_string(Shape(config.crop.begin(), config.crop.end())));
@@ -87,7 +106,7 @@ int run_eval(int argc, char** argv) {
     noise = mask_noise(seed, 0, 0, batch, N);
   }
   const MaskPlan mask = mask_from_noise(noise, batch, N, RandomMask::len_keep(config));
-  const double loss = model.forward(volume.data(), mask);
+  const double loss = finite_loss(model.forward(volume.data(), mask), volume_path);
   std::printf("%s\n", nlohmann::json{{"loss", loss}, {"tokens", N}, {"visible", mask.len_keep}, {"batch", batch}}
                           .dump()
                           .c_str());

@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "cli.hpp"
+#include "sfm/core/memory.hpp"
 #include "sfm/data/synthetic.hpp"
 #include "sfm/io/mdio.hpp"
 #include "sfm/io/open_store.hpp"
@@ -28,6 +29,7 @@ int run_synth(int argc, char** argv) {
   const std::vector<int64_t> shape = parse_int_list(args.require("shape"), "--shape");
   SFM_CHECK(shape.size() == 3, "--shape needs three extents Z,Y,X, got ", shape.size());
   for (const int64_t e : shape) SFM_CHECK(e > 0, "--shape extents must be positive, got ", args.get("shape"));
+  check_fits_in_memory(bytes_of(shape, sizeof(float)), "--shape " + extents_string(shape));
   std::vector<int64_t> chunks(3, format == "mdio" ? 128 : 64);
   if (args.has("chunks")) chunks = parse_int_list(args.get("chunks"), "--chunks");
   SFM_CHECK(chunks.size() == 3, "--chunks needs three extents, got ", chunks.size());

@@ -5,8 +5,9 @@
 // initialises MPI) it runs on MpiComm over all ranks, else on SerialComm. With `"backend": "cuda"`
 // that host world only bootstraps an NcclComm, one GPU per rank (train_cuda.cu). With --resume and no
 // CONFIG the configuration stored in the checkpoint is used (--set still applies, e.g. another dp).
-// Errors found before training starts are the same on every rank and printed by rank 0 only; an
-// error during training on one rank aborts the whole MPI job, so no rank waits forever.
+// Errors found before training starts, and a RunStopped (a non-finite step), are the same on every
+// rank and printed by rank 0 only; any other error during training on one rank aborts the whole
+// MPI job, so no rank waits forever. The resumed run writes into --resume's folder (train/run_folder.hpp).
 #include <omp.h>
 
 #include <cstdio>
@@ -48,10 +49,7 @@ nlohmann::json effective_config(const Args& args) {
   if (!args.positional.empty()) {
     merge_train_json(config, read_json_file(args.positional[0]));
   } else if (args.has("resume")) {
-    const auto dir = resolve_run_checkpoint(args.get("resume"));
-    const nlohmann::json saved = read_json_file((dir / "trainer.json").string());
-    SFM_CHECK(saved.contains("config"), (dir / "trainer.json").string(), ": no \"config\"");
-    merge_train_json(config, saved.at("config"));
+    merge_train_json(config, read_trainer_json(resolve_run_checkpoint(args.get("resume"))).at("config"));
   }
   if (args.has("set"))
     for (const std::string& assignment : args.options.at("set")) apply_train_override(config, assignment);
@@ -80,7 +78,7 @@ int train_on(const TrainConfig& config, Comm& world, const Args& args, bool& sta
   if (world.rank() == 0 && !result.losses.empty())
     std::fprintf(stderr, "sfm train: %lld steps in %.1f s, loss %.4f → %.4f, data wait %.1f%%, output %s\n",
                  (long long)(result.end_step - result.first_step), result.seconds, result.losses.front(),
-                 result.losses.back(), 100.0 * result.data_wait_s / result.seconds, config.dir.c_str());
+                 result.losses.back(), 100.0 * result.data_wait_s / result.seconds, result.checkpoint.parent_path().c_str());
   return 0;
 }
 
@@ -106,7 +104,7 @@ int run_train(int argc, char** argv) {
     try {
       return train_on(config, world, args, started);
     } catch (const std::exception& e) {
-      if (!started || world.size() == 1) throw;
+      if (!started || world.size() == 1 || dynamic_cast<const RunStopped*>(&e)) throw;
       std::fprintf(stderr, "sfm train: error on rank %d: %s\n", world.rank(), e.what());
       MPI_Abort(MPI_COMM_WORLD, 2);
       return 2;
@@ -116,8 +114,8 @@ int run_train(int argc, char** argv) {
     SerialComm world;
     return train_on(config, world, args, started);
 #endif
-  } catch (const std::exception&) {
-    if (rank > 0 && !started) return 2;  // rank 0 reports the same error
+  } catch (const std::exception& e) {
+    if (rank > 0 && (!started || dynamic_cast<const RunStopped*>(&e))) return 2;  // rank 0 reports the same error
     throw;
   }
 }

@@ -16,6 +16,7 @@
 #include <variant>
 
 #include "cli.hpp"
+#include "sfm/core/memory.hpp"
 #include "sfm/core/npy.hpp"
 #include "sfm/io/mdio.hpp"
 #include "sfm/io/open_store.hpp"
@@ -130,6 +131,8 @@ int zarr_read(const std::string& url, const Args& args) {
   const zarr::Array& array = *t.array;
   SFM_CHECK(start.size() == array.rank() && shape.size() == array.rank(), "--start and --shape need ", array.rank(),
             " values for ", array.describe(), ", got ", start.size(), " and ", shape.size());
+  for (const int64_t e : shape) SFM_CHECK(e > 0, "--shape extents must be positive, got ", args.get("shape"));
+  check_fits_in_memory(bytes_of(shape, sizeof(float)), "the box " + extents_string(shape));
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<float> box = array.read_box(start, shape);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -1,5 +1,7 @@
 // `sfm eval` end to end: the loss it prints for a checkpoint equals the library's loss and the
 // PyTorch reference's on the same volume and noise; bad arguments and files exit 2 with one line.
+#include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "cli_run.hpp"
@@ -62,6 +64,12 @@ TEST_CASE("sfm eval: bad arguments and files exit 2 with one line on stderr", "[
   std::ofstream(f.dir / "garbage.safetensors") << "not a safetensors file";
   std::vector<float> small(8 * 8 * 8);
   sfm::write_npy(f.dir / "small.npy", small.data(), {8, 8, 8});
+  std::vector<float> nan(32 * 32 * 32, std::numeric_limits<float>::quiet_NaN());
+  sfm::write_npy(f.dir / "nan.npy", nan.data(), {32, 32, 32});
+  sfm::write_npy(f.dir / "empty.npy", nan.data(), {0, 32, 32, 32});
+  std::ofstream(f.dir / "no_model.json") << R"({"train": {}})";
+  const std::string survey = (f.dir / "survey").string();
+  REQUIRE(run_sfm({"synth", "--out", survey, "--shape", "40,40,48"}, f.dir).status == 0);
   const std::vector<std::vector<std::string>> cases = {
       {"eval", "--volume", volume},                                                        // no checkpoint
       {"eval", "--checkpoint", (f.dir / "missing.safetensors").string(), "--volume", volume},  // missing file
@@ -70,12 +78,17 @@ TEST_CASE("sfm eval: bad arguments and files exit 2 with one line on stderr", "[
       {"eval", "--checkpoint", model, "--volume", volume, "--noise", (f.dir / "small.npy").string()},  // noise
       {"eval", "--checkpoint", model, "--volume", volume, "--seed", "x"},                    // not an integer
       {"eval", "--checkpoint", model, "--volume", volume, "--bogus", "1"},                   // unknown option
+      {"eval", "--checkpoint", model, "--volume", (f.dir / "nan.npy").string()},             // the loss is NaN
+      {"eval", "--checkpoint", model, "--volume", (f.dir / "empty.npy").string()},           // no volume
+      {"eval", "--checkpoint", model, "--volume", volume, "--config", (f.dir / "no_model.json").string()},
+      {"eval", "--checkpoint", model, "--data", survey, "--crops", "1099511627776"},         // past the maximum
   };
   for (const auto& args : cases) {
     const auto result = run_sfm(args, f.dir);
     INFO("sfm " << args[1] << " ... " << args.back() << "\nstderr: " << result.err);
     CHECK(result.status == 2);
     CHECK(result.err_lines().size() == 1);
+    CHECK(result.err.find("json.exception") == std::string::npos);
     CHECK(result.out.empty());
   }
 }

@@ -104,6 +104,8 @@ TEST_CASE("sfm synth refuses bad arguments and existing stores with exit code 2 
       {{"synth", "--out", out + "2", "--shape", "4,4,4", "--chunks", "2,2"}, "--chunks needs three extents"},
       {{"synth", "--shape", "4,4,4"}, "missing required option --out"},
       {{"synth", "--out", out + "2", "--shape", "4,4,4", "--shard", "2"}, "unknown option --shard"},
+      {{"synth", "--out", out + "2", "--shape", "100000,100000,100000"},
+       "--shape 100000×100000×100000 needs 4000000000000000 bytes"},
   };
   for (const auto& [args, message] : cases) {
     INFO(args.back());

@@ -92,6 +92,12 @@ TEST_CASE("sfm zarr refuses what it cannot read with exit code 2 and one line", 
   json meta = json::parse(sfm::test::read_text(work / "v3" / "zarr.json"));
   meta["codecs"].push_back({{"name", "frobnicate"}, {"configuration", json::object()}});
   std::ofstream(odd / "zarr.json") << meta.dump();
+  // An array of 2^48 voxels, none of them written (all fill value): its metadata alone.
+  const fs::path huge = work / "huge";
+  fs::create_directories(huge);
+  json huge_meta = json::parse(sfm::test::read_text(work / "v3" / "zarr.json"));
+  huge_meta["shape"] = {65536, 65536, 65536};
+  std::ofstream(huge / "zarr.json") << huge_meta.dump();
   // A plain (non-MDIO) group holding the v3 array.
   const fs::path group = work / "group";
   fs::create_directories(group / "a");
@@ -115,6 +121,8 @@ TEST_CASE("sfm zarr refuses what it cannot read with exit code 2 and one line", 
       {{"zarr", "info", v3, "--array", "a"}, "is an array, not a group"},
       {{"zarr", "info", "ftp://example.com/x"}, "unsupported scheme 'ftp'"},
       {{"zarr", "list", v3}, "unknown action 'list'"},
+      {{"zarr", "read", huge.string(), "--start", "0,0,0", "--shape", "65536,65536,65536", "--out", box},
+       "the box 65536×65536×65536 needs 1125899906842624 bytes"},
   };
   for (const auto& [args, message] : cases) {
     INFO(args[1] << " " << args[2] << " → " << message);

@@ -5,12 +5,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <thread>
 
+#include "sfm/io/open_store.hpp"
+#include "sfm/io/zarr/writer.hpp"
 #include "sfm_test.hpp"
 #include "train_test_util.hpp"
 
@@ -43,6 +47,31 @@ std::string write_config(const std::string& name, const std::string& text) {
 
 const std::string cli = SFM_CLI;
 
+// A 2-step `tiny` run on a synthetic volume into `dir`, a checkpoint every step.
+std::string quick_config(const std::string& name, const std::filesystem::path& dir, const std::string& output = "") {
+  return write_config(name, R"({"model": "tiny", "data": {"source": "synthetic", "shape": [40, 40, 48]},
+    "train": {"batch": 2, "micro_batch": 2, "steps": 2}, "output": {"dir": ")" + dir.string() +
+                                R"(", "images_every": 0, "log_every": 1, "checkpoint_every": 1)" + output + "}}");
+}
+
+// The names of the checkpoint directories in `dir`, sorted.
+std::vector<std::string> checkpoints(const std::filesystem::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir))
+    if (entry.path().filename().string().starts_with("checkpoint-")) names.push_back(entry.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+bool one_line(const Outcome& o) { return std::count(o.err.begin(), o.err.end(), '\n') == 1; }
+
+// Exactly one error line (after a run's own progress lines).
+bool one_error_line(const Outcome& o) {
+  size_t count = 0;
+  for (size_t at = o.err.find("error: "); at != std::string::npos; at = o.err.find("error: ", at + 1)) ++count;
+  return count == 1 && o.err.ends_with("\n") && o.err.rfind('\n', o.err.size() - 2) < o.err.find("error: ");
+}
+
 }  // namespace
 
 TEST_CASE("bad input: one error line, exit status 2, nothing overwritten") {
@@ -67,6 +96,11 @@ TEST_CASE("bad input: one error line, exit status 2, nothing overwritten") {
       {with("--set data.shape=[40,40,4]"), "smaller than one patch"},
       {with("--set parallel.dp=2 --set train.micro_batch=2"), "1 process(es) were launched"},
       {with("--set output.overwrite=false"), "already holds a run"},
+      {with("--set data.min_live_fraction=2.0"), "data.min_live_fraction must be in [0, 1], got 2"},
+      {with("--set train.batch=1099511627776 --set train.micro_batch=1099511627776"), "train.micro_batch"},
+      {with("--set 'model={\"crop\": [32, 32, 32], \"dim\": 64}'"), "config: model config: missing key 'patch'"},
+      {with("--set 'model={\"crop\": [32, 32, 32], \"patch\": [8, 8, 8], \"dim\": \"wide\"}'"),
+       "config: model config: dim: expected an integer, got \"wide\""},
   };
   for (const auto& [command, expected] : cases) {
     INFO(command);
@@ -74,6 +108,7 @@ TEST_CASE("bad input: one error line, exit status 2, nothing overwritten") {
     CHECK(o.status == 2);
     CHECK(o.err.find(expected) != std::string::npos);
     CHECK(std::count(o.err.begin(), o.err.end(), '\n') == 1);
+    CHECK(o.err.find("json.exception") == std::string::npos);
     INFO(o.err);
   }
   CHECK(std::filesystem::last_write_time(std::filesystem::path(run_dir) / "checkpoint-2" / "model.safetensors") == stamp);
@@ -135,4 +170,150 @@ TEST_CASE("SIGTERM writes a checkpoint and exits cleanly; eval --data and bench 
   INFO("sfm bench train --backend cuda: status " << gpu.status << ", stderr " << gpu.err);
   if (gpu.status == 0) CHECK(nlohmann::json::parse(gpu.out).at("backend") == "cuda");
   else CHECK((gpu.status == 2 && gpu.err.find("CUDA") != std::string::npos));
+}
+
+TEST_CASE("a run's folder is its own: resume writes where it was resumed from, foreign folders are refused") {
+  const auto base = train_tmp("cli") / "own";
+  std::filesystem::remove_all(base);
+  std::filesystem::create_directories(base);
+  const auto a = base / "a", b = base / "b";
+  REQUIRE(run(cli + " train " + quick_config("a.json", a)).status == 0);
+  std::filesystem::rename(a, b);  // the run moves; another run takes its old folder
+  REQUIRE(run(cli + " train " + quick_config("a.json", a)).status == 0);
+  const std::string a_config = read_text(a / "config.json"), a_metrics = read_text(a / "metrics.jsonl"),
+                    a_latest = read_text(a / "latest");
+
+  const Outcome resumed = run(cli + " train --resume " + b.string() + " --set train.steps=3");
+  INFO(resumed.err);
+  CHECK(resumed.status == 0);
+  CHECK(std::filesystem::exists(b / "checkpoint-3" / "trainer.json"));
+  CHECK(read_text(b / "latest") == "checkpoint-3\n");
+  CHECK(nlohmann::json::parse(read_text(b / "config.json")).at("output").at("dir") == b.string());
+  CHECK(sfm::test::logged_losses(b).size() == 3);
+  CHECK(!std::filesystem::exists(a / "checkpoint-3"));
+  CHECK(read_text(a / "config.json") == a_config);
+  CHECK(read_text(a / "metrics.jsonl") == a_metrics);
+  CHECK(read_text(a / "latest") == a_latest);
+
+  // A checkpoint of the other run dropped into b: resuming it would write into b, which holds another run.
+  std::filesystem::copy(a / "checkpoint-2", b / "foreign", std::filesystem::copy_options::recursive);
+  const std::string b_metrics = read_text(b / "metrics.jsonl");
+  const Outcome foreign = run(cli + " train --resume " + (b / "foreign").string() + " --set train.steps=3");
+  INFO(foreign.err);
+  CHECK(foreign.status == 2);
+  CHECK(one_line(foreign));
+  CHECK(foreign.err.find("holds another run") != std::string::npos);
+  CHECK(read_text(b / "metrics.jsonl") == b_metrics);
+  CHECK(read_text(b / "latest") == "checkpoint-3\n");
+  CHECK(!std::filesystem::exists(a / "checkpoint-3"));
+}
+
+TEST_CASE("a folder holding files is refused unless output.overwrite, which clears the old run first") {
+  const auto base = train_tmp("cli") / "reuse";
+  std::filesystem::remove_all(base);
+  std::filesystem::create_directories(base);
+  // A run that died before its first checkpoint; a folder of the user's own files.
+  const auto died = base / "died", mine = base / "mine";
+  std::filesystem::create_directories(died);
+  std::ofstream(died / "config.json") << "{}\n";
+  std::ofstream(died / "metrics.jsonl") << "{\"step\": 1, \"loss\": 1.0}\n";
+  std::filesystem::create_directories(mine);
+  std::ofstream(mine / "notes.txt") << "mine\n";
+  for (const auto& dir : {died, mine}) {
+    const Outcome o = run(cli + " train " + quick_config("reuse.json", dir));
+    INFO(dir << ": " << o.err);
+    CHECK(o.status == 2);
+    CHECK(one_line(o));
+    CHECK(o.err.find("is not empty") != std::string::npos);
+  }
+  CHECK(read_text(died / "metrics.jsonl") == "{\"step\": 1, \"loss\": 1.0}\n");
+  CHECK(read_text(died / "config.json") == "{}\n");
+  REQUIRE(run(cli + " train " + quick_config("reuse.json", mine, R"(, "overwrite": true)")).status == 0);
+  CHECK(read_text(mine / "notes.txt") == "mine\n");
+
+  // Overwriting a run with checkpoints 3 and 4: the new run's checkpoints 1 and 2 are all that remain.
+  const auto old = base / "old";
+  REQUIRE(run(cli + " train " + quick_config("old.json", old, R"(, "keep_checkpoints": 2)") +
+              " --set train.steps=4").status == 0);
+  REQUIRE(checkpoints(old) == std::vector<std::string>{"checkpoint-3", "checkpoint-4"});
+  REQUIRE(run(cli + " train " + quick_config("old.json", old, R"(, "keep_checkpoints": 2, "overwrite": true)")).status == 0);
+  CHECK(checkpoints(old) == std::vector<std::string>{"checkpoint-1", "checkpoint-2"});
+  CHECK(read_text(old / "latest") == "checkpoint-2\n");
+  CHECK(sfm::test::logged_losses(old).size() == 2);
+}
+
+TEST_CASE("a tampered checkpoint is refused before anything is written") {
+  const auto dir = train_tmp("cli") / "tampered";
+  std::filesystem::remove_all(dir);
+  REQUIRE(run(cli + " train " + quick_config("tampered.json", dir)).status == 0);
+  const std::string metrics = read_text(dir / "metrics.jsonl"), config = read_text(dir / "config.json");
+  const auto trainer_path = dir / "checkpoint-2" / "trainer.json";
+  const nlohmann::json trainer = nlohmann::json::parse(read_text(trainer_path));
+  for (const nlohmann::json& step : {nlohmann::json(-7), nlohmann::json("two"), nlohmann::json(nullptr)}) {
+    nlohmann::json tampered = trainer;
+    tampered["step"] = step;
+    std::ofstream(trainer_path) << tampered.dump(2);
+    const Outcome o = run(cli + " train --resume " + dir.string() + " --set train.steps=4");
+    INFO(step.dump() << ": " << o.err);
+    CHECK(o.status == 2);
+    CHECK(one_line(o));
+    CHECK(o.err.find("\"step\"") != std::string::npos);
+    CHECK(o.err.find("json.exception") == std::string::npos);
+    CHECK(read_text(dir / "metrics.jsonl") == metrics);
+    CHECK(read_text(dir / "config.json") == config);
+  }
+}
+
+TEST_CASE("a non-finite loss stops the run at that step, keeping the last good checkpoint") {
+  const auto base = train_tmp("cli") / "nonfinite";
+  std::filesystem::remove_all(base);
+  std::filesystem::create_directories(base);
+  // Amplitudes near the float maximum (normalisation off): the forward overflows. (NaN amplitudes
+  // would not do: the crop normalisation sets non-finite values to 0.)
+  const std::string huge_volume = (base / "huge.zarr").string();
+  sfm::io::zarr::WriteOptions options;
+  options.chunks = {40, 40, 48};
+  const std::vector<int64_t> shape{40, 40, 48};
+  sfm::io::zarr::write_array<float>(sfm::io::open_store(huge_volume), "", shape,
+                                    std::vector<float>(40 * 40 * 48, 0.9f * std::numeric_limits<float>::max()), options);
+  const auto dir = base / "run";
+  REQUIRE(run(cli + " train " + quick_config("nonfinite.json", dir)).status == 0);
+  const std::string resume = cli + " train --resume " + dir.string() +
+                             " --set train.steps=4 --set data.source=zarr --set data.normalize=none --set data.url=" +
+                             huge_volume;
+  const Outcome stopped = run(resume);
+  INFO(stopped.err);
+  CHECK(stopped.status == 2);
+  CHECK(one_error_line(stopped));
+  CHECK(stopped.err.find("step 3: the loss is ") != std::string::npos);
+  CHECK(read_text(dir / "latest") == "checkpoint-2\n");
+  CHECK(checkpoints(dir) == std::vector<std::string>{"checkpoint-1", "checkpoint-2"});
+
+  // train.skip_nonfinite = 1: step 3 is skipped (counted; its checkpoint holds step 2's weights), step 4
+  // is the second in a row.
+  const Outcome skipped = run(resume + " --set train.skip_nonfinite=1");
+  INFO(skipped.err);
+  CHECK(skipped.status == 2);
+  CHECK(one_error_line(skipped));
+  CHECK(skipped.err.find("step 4: the loss is ") != std::string::npos);
+  CHECK(skipped.err.find("2 steps in a row") != std::string::npos);
+  CHECK(read_text(dir / "latest") == "checkpoint-3\n");
+  CHECK(!std::filesystem::exists(dir / "checkpoint-4"));
+  std::ifstream in(dir / "metrics.jsonl");
+  std::vector<nlohmann::json> records;
+  for (std::string line; std::getline(in, line);) records.push_back(nlohmann::json::parse(line));
+  REQUIRE(records.size() == 3);
+  CHECK(records[1].at("skipped_steps") == 0);
+  CHECK(records[2].at("step") == 3);
+  CHECK(records[2].at("skipped_steps") == 1);
+}
+
+TEST_CASE("every subcommand's --help prints its usage and exits 0") {
+  for (const std::string command : {"", "train", "eval", "synth", "zarr", "zarr read", "bench", "bench train"}) {
+    const Outcome o = run(cli + " " + command + " --help");
+    INFO("sfm " << command << " --help: " << o.err);
+    CHECK(o.status == 0);
+    CHECK(o.out.starts_with("usage: sfm " + (command.empty() ? std::string("<command>") : command.substr(0, command.find(' ')))));
+    CHECK(o.err.empty());
+  }
 }

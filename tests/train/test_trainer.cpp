@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <limits>
+
 #include "sfm/comm/serial.hpp"
 #include "sfm/comm/thread.hpp"
 #include "sfm/kernels/cpu/kernels.hpp"
@@ -142,6 +144,21 @@ TEST_CASE("a SIGKILL while a checkpoint is written leaves the previous one loada
   }
 }
 
+TEST_CASE("a checkpoint holding non-finite values is refused on resume") {
+  const auto dir = train_tmp("nan-state"), copy = train_tmp("nan-state-copy");
+  const TrainConfig c = small_run(dir.string(), {{"train", {{"steps", 3}}}});
+  run_serial(c);
+  VitMae<Cpu> model(c.model, false);
+  RunCheckpoint ckpt = load_run_checkpoint(dir, c.model, model.table());
+  ckpt.state.exp_avg_sq[5] = std::numeric_limits<float>::quiet_NaN();
+  std::filesystem::remove_all(copy);
+  save_run_checkpoint(copy, 3, c.model, model.table(), model.pos_embed(), model.decoder_pos_embed(), ckpt.state,
+                      ckpt.trainer, 3);
+  const TrainConfig more = small_run(copy.string(), {{"train", {{"steps", 6}}}});
+  CHECK_THROWS_WITH(run_serial(more, copy), test::contains("optimizer.safetensors: tensor 'exp_avg_sq."));
+  CHECK_THROWS_WITH(run_serial(more, copy), test::contains("holds a non-finite value"));
+}
+
 TEST_CASE("config errors name the key") {
   nlohmann::json j = default_train_json();
   CHECK_THROWS_WITH(merge_train_json(j, {{"train", {{"bacth", 8}}}}), test::contains("unknown key 'train.bacth'"));
@@ -168,6 +185,26 @@ TEST_CASE("config errors name the key") {
   CHECK_THROWS_WITH(parse_train_config(j), test::contains("config: train.recompute: 3 encoder blocks, the model has 2"));
   apply_train_override(j, "train.recompute.decoder=1");  // replaces the whole setting, like any object value
   CHECK(parse_train_config(j).recompute == Recompute{0, 1});
+  // Values that cannot train: no hidden token, a live fraction no crop can have, a batch past the maximum.
+  j = default_train_json();
+  apply_train_override(j, "data.url=x.mdio");
+  nlohmann::json unmasked = to_json(named_model_config("tiny"));
+  unmasked["mask_ratio"] = 0.0;
+  j["model"] = unmasked;
+  CHECK_THROWS_WITH(parse_train_config(j), test::contains("mask_ratio 0 leaves no hidden token of 64"));
+  j = default_train_json();
+  apply_train_override(j, "data.url=x.mdio");
+  apply_train_override(j, "data.min_live_fraction=-0.5");
+  CHECK_THROWS_WITH(parse_train_config(j), test::contains("data.min_live_fraction must be in [0, 1], got -0.5"));
+  j = default_train_json();
+  apply_train_override(j, "data.url=x.mdio");
+  CHECK(parse_train_config(j).skip_nonfinite == 0);
+  apply_train_override(j, "train.skip_nonfinite=-1");
+  CHECK_THROWS_WITH(parse_train_config(j), test::contains("train.skip_nonfinite must be >= 0"));
+  j = default_train_json();
+  apply_train_override(j, "data.url=x.mdio");
+  apply_train_override(j, "train.batch=1099511627776");
+  CHECK_THROWS_WITH(parse_train_config(j), test::contains("train.batch 1099511627776 is more than 1048576"));
   const TrainConfig cuda = small_run(train_tmp("cuda").string(), {{"backend", "cuda"}});
   SerialComm world;
   CHECK_THROWS_WITH(train<sfm::Cpu>(cuda, world), test::contains("not available in this build"));

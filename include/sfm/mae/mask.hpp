@@ -100,10 +100,12 @@ struct AdaptiveMask {
 // The mask policy a config names (parallel.mask), parsed once where the config enters.
 enum class MaskKind { adaptive, random };
 
+inline std::string_view mask_kind_name(MaskKind kind) { return kind == MaskKind::adaptive ? "adaptive" : "random"; }
+
 // `what` names the setting in the error ("config: parallel.mask").
 inline MaskKind parse_mask_kind(std::string_view name, std::string_view what) {
-  if (name == "adaptive") return MaskKind::adaptive;
-  if (name == "random") return MaskKind::random;
+  for (MaskKind kind : {MaskKind::adaptive, MaskKind::random})
+    if (name == mask_kind_name(kind)) return kind;
   fail(what, ": '", name, "' (known: adaptive, random)");
 }
 

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "sfm/core/error.hpp"
+#include "sfm/core/json_value.hpp"
 #include "sfm/kernels/patch_grid.hpp"
 
 namespace sfm {
@@ -50,6 +51,8 @@ struct ModelConfig {
     SFM_CHECK(mlp_ratio > 0, "model config: mlp_ratio must be positive");
     SFM_CHECK(mask_ratio >= 0 && mask_ratio < 1, "model config: mask_ratio must be in [0, 1)");
     SFM_CHECK(default_len_keep() >= 1, "model config: mask_ratio ", mask_ratio, " leaves no visible token of ", tokens());
+    SFM_CHECK(default_len_keep() < tokens(), "model config: mask_ratio ", mask_ratio, " leaves no hidden token of ",
+              tokens(), " (the loss is over hidden tokens)");
     SFM_CHECK(!norm_pix_loss || patch_size() > 1, "model config: norm_pix_loss needs patches of more than one voxel");
   }
 };
@@ -86,11 +89,8 @@ inline nlohmann::json to_json(const ModelConfig& c) {
 namespace config_detail {
 template <class T>
 T get(const nlohmann::json& j, const char* key) {
-  try {
-    return j.at(key).get<T>();
-  } catch (const nlohmann::json::exception& e) {
-    fail("model config: key '", key, "': ", e.what());
-  }
+  SFM_CHECK(j.contains(key), "model config: missing key '", key, "'");
+  return json_value<T>(j.at(key), std::string("model config: ") + key);
 }
 }  // namespace config_detail
 
@@ -146,7 +146,7 @@ inline ModelConfig model_config_from_json(const nlohmann::json& j) {
     SFM_CHECK(found, "model config: unknown key '", item.key(), "'");
   }
   ModelConfig c;
-  c.name = j.value("name", std::string("custom"));
+  if (j.contains("name")) c.name = get<std::string>(j, "name");
   c.crop = get<std::array<int64_t, 3>>(j, "crop");
   c.patch = get<std::array<int64_t, 3>>(j, "patch");
   c.dim = get<int64_t>(j, "dim");

@@ -162,10 +162,16 @@ class ZeroOptimizer final : public ParamStore {
   // Optimizer step --------------------------------------------------------------------------
   // Completes the reductions, clips by the global gradient norm (max_norm <= 0: no clipping),
   // applies AdamW to the owned parameters, all-gathers them (stages 1–2) and clears the
-  // accumulated gradients. Returns the global norm before clipping.
+  // accumulated gradients. Returns the global norm before clipping. A non-finite norm (the same on
+  // every rank) applies nothing: parameters, moments and steps() stay as they were, the gradients
+  // are dropped, and the caller decides whether to go on.
   double step(double lr, double max_norm) {
     while (!pending_.empty()) complete_oldest();
     const double norm = std::sqrt(global_squared_norm());
+    if (!std::isfinite(norm)) {
+      discard_grads();
+      return norm;
+    }
     const double coef = clip_coefficient(norm, max_norm);
     const auto& buckets = layout_.buckets();
     for (size_t k = 0; k < buckets.size(); ++k) {
@@ -192,6 +198,12 @@ class ZeroOptimizer final : public ParamStore {
     fill_zero(Backend{}, accumulated_.data(), int64_t(accumulated_.size()));
     ++steps_;
     return norm;
+  }
+
+  // Drops the accumulated gradients without a step (e.g. of a micro-batch whose loss was not finite).
+  void discard_grads() {
+    while (!pending_.empty()) complete_oldest();
+    fill_zero(Backend{}, accumulated_.data(), int64_t(accumulated_.size()));
   }
 
   int64_t steps() const { return steps_; }

@@ -1,9 +1,11 @@
 // Model checkpoints: model.safetensors with the public MAE names (the names PyTorch's MAE
 // state_dict uses, so `load_state_dict(strict=True)` accepts it), float32, and the model config as
 // a JSON string {"model": {...}} under __metadata__["config"]. Loading is strict the other way too: every tensor the
-// model has must be present with its exact shape, and no unknown tensor may be.
+// model has must be present with its exact shape and finite values, and no unknown tensor may be.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "sfm/core/error.hpp"
+#include "sfm/core/json_value.hpp"
 #include "sfm/core/safetensors.hpp"
 #include "sfm/core/tensor.hpp"
 #include "sfm/kernels/backend.hpp"
@@ -81,9 +84,15 @@ inline ModelConfig checkpoint_config(const SafetensorsFile& file, const std::str
   try {
     j = nlohmann::json::parse(found->second);
   } catch (const nlohmann::json::exception& e) {
-    fail(source, ": __metadata__[\"config\"] is not valid JSON: ", e.what());
+    fail(source, ": __metadata__[\"config\"] is not valid JSON: ", json_error_text(e));
   }
   return model_config_from_json(j.contains("model") ? j.at("model") : j);
+}
+
+// Refuses NaN and ±inf: "`what` holds a non-finite value (nan at element i)".
+inline void check_finite(std::span<const float> values, const std::string& what) {
+  const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
+  SFM_CHECK(bad == values.end(), what, " holds a non-finite value (", *bad, " at element ", bad - values.begin(), ")");
 }
 
 // The checkpoint's tensors as host arrays in the model's layout (strict: same names, same shapes).
@@ -103,6 +112,7 @@ inline CheckpointTensors read_checkpoint_tensors(const SafetensorsFile& file, co
     const Tensor<float> values = file.tensor_as<float>(e.name);
     SFM_CHECK(values.shape() == e.shape, source, ": tensor '", e.name, "' has shape ", shape_string(values.shape()),
               ", the model expects ", shape_string(e.shape));
+    check_finite(values.span(), source + ": tensor '" + e.name + "'");
     std::copy(values.span().begin(), values.span().end(), e.values);
   }
   for (const std::string& name : file.names())

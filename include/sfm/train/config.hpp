@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "sfm/core/error.hpp"
+#include "sfm/core/json_value.hpp"
+#include "sfm/core/memory.hpp"
 #include "sfm/data/crop.hpp"
 #include "sfm/data/normalize.hpp"
 #include "sfm/kernels/backend.hpp"
@@ -39,6 +41,7 @@ struct TrainConfig {
   int64_t cache_mib = 256;        // zarr: decoded-chunk cache per volume, used when the volume fits in it
   // train
   int64_t batch = 8, micro_batch = 8, steps = 300, warmup_steps = 20;
+  int64_t skip_nonfinite = 0;     // steps in a row whose non-finite loss or gradient norm is skipped (0: stop at once)
   double lr = 1.5e-4, min_lr = 0, weight_decay = 0.05, clip_grad = 1.0;
   uint64_t seed = 0;
   Recompute recompute;
@@ -55,6 +58,10 @@ struct TrainConfig {
   bool overwrite = false;
 };
 
+// The most samples one optimizer step may take (train.batch): far beyond any run's (MAE trains at
+// 4096), so a larger value is a typo or a step that would never end.
+inline constexpr int64_t max_train_batch = int64_t(1) << 20;
+
 inline nlohmann::json default_train_json() {
   return nlohmann::json::parse(R"({
     "model": "tiny",
@@ -62,7 +69,8 @@ inline nlohmann::json default_train_json() {
              "flip": true, "min_live_fraction": 0.5, "threads": 4, "prefetch": 8, "cache_mib": 256,
              "shape": [64, 64, 128], "seed": 0},
     "train": {"batch": 8, "micro_batch": 8, "steps": 300, "lr": 1.5e-4, "min_lr": 0.0, "warmup_steps": 20,
-              "weight_decay": 0.05, "clip_grad": 1.0, "seed": 0, "recompute": "none"},
+              "weight_decay": 0.05, "clip_grad": 1.0, "seed": 0, "recompute": "none",
+              "skip_nonfinite": 0},
     "parallel": {"dp": 1, "cp": 1, "zero": 2, "attention": "ring", "mask": "adaptive", "overlap": true},
     "backend": "cpu",
     "output": {"dir": "runs/tiny", "log_every": 10, "checkpoint_every": 100, "images_every": 100,
@@ -92,24 +100,10 @@ inline void merge(json& base, const json& patch, const std::string& where) {
   }
 }
 
+// An effective config holds every key of the defaults (merge_train_json), so `at` cannot miss.
 template <class T>
-T get(const json& root, const std::string& section, const std::string& key, const char* expected) {
-  const std::string path = section + "." + key;
-  const json& v = root.at(section).at(key);
-  bool ok;
-  if constexpr (std::is_same_v<T, Box3>)
-    ok = v.is_array() && v.size() == 3 && v[0].is_number_integer() && v[1].is_number_integer() &&
-         v[2].is_number_integer();
-  else if constexpr (std::is_same_v<T, bool>)
-    ok = v.is_boolean();
-  else if constexpr (std::is_integral_v<T>)
-    ok = v.is_number_integer() && (std::is_signed_v<T> || v.is_number_unsigned());
-  else if constexpr (std::is_floating_point_v<T>)
-    ok = v.is_number();
-  else
-    ok = v.is_string();
-  SFM_CHECK(ok, "config: ", path, ": expected ", expected, ", got ", v.dump());
-  return v.get<T>();
+T get(const json& root, const std::string& section, const std::string& key) {
+  return json_value<T>(root.at(section).at(key), "config: " + section + "." + key);
 }
 
 }  // namespace train_config_detail
@@ -143,9 +137,9 @@ inline TrainConfig parse_train_config(const nlohmann::json& j) {
   try {
     c.model = model_config_from_json(j.at("model"));
   } catch (const Error& e) {
-    fail("config: model: ", e.what());
+    fail("config: ", e.what());
   }
-  c.source = get<std::string>(j, "data", "source", "a string");
+  c.source = get<std::string>(j, "data", "source");
   SFM_CHECK(c.source == "zarr" || c.source == "synthetic", "config: data.source: '", c.source,
             "' is not a source (known: zarr, synthetic)");
   const auto& url = j["data"]["url"];
@@ -165,36 +159,48 @@ inline TrainConfig parse_train_config(const nlohmann::json& j) {
   SFM_CHECK(variable.is_null() || variable.is_string(), "config: data.variable: expected a string or null, got ",
             variable.dump());
   if (variable.is_string()) c.variable = variable.get<std::string>();
-  c.synthetic_shape = get<Box3>(j, "data", "shape", "a list of 3 integers");
-  c.synthetic_seed = get<uint64_t>(j, "data", "seed", "a non-negative integer");
+  c.synthetic_shape = get<Box3>(j, "data", "shape");
+  c.synthetic_seed = get<uint64_t>(j, "data", "seed");
   try {
-    c.normalization.kind = normalization_kind_from_string(get<std::string>(j, "data", "normalize", "a string"));
+    c.normalization.kind = normalization_kind_from_string(get<std::string>(j, "data", "normalize"));
   } catch (const Error& e) {
     fail("config: data.normalize: ", e.what());
   }
-  c.normalization.clip_percentile = get<double>(j, "data", "clip_percentile", "a number");
+  c.normalization.clip_percentile = get<double>(j, "data", "clip_percentile");
   SFM_CHECK(c.normalization.clip_percentile >= 0 && c.normalization.clip_percentile < 50,
             "config: data.clip_percentile must be in [0, 50)");
-  c.flip = get<bool>(j, "data", "flip", "true or false");
-  c.min_live_fraction = get<double>(j, "data", "min_live_fraction", "a number");
-  c.threads = get<int>(j, "data", "threads", "an integer");
-  c.prefetch = get<int>(j, "data", "prefetch", "an integer");
+  c.flip = get<bool>(j, "data", "flip");
+  c.min_live_fraction = get<double>(j, "data", "min_live_fraction");
+  SFM_CHECK(c.min_live_fraction >= 0 && c.min_live_fraction <= 1, "config: data.min_live_fraction must be in [0, 1], got ",
+            c.min_live_fraction);
+  c.threads = get<int>(j, "data", "threads");
+  c.prefetch = get<int>(j, "data", "prefetch");
   SFM_CHECK(c.threads >= 1 && c.prefetch >= 1, "config: data.threads and data.prefetch must be at least 1");
-  c.cache_mib = get<int64_t>(j, "data", "cache_mib", "an integer");
+  c.cache_mib = get<int64_t>(j, "data", "cache_mib");
   SFM_CHECK(c.cache_mib >= 0 && c.cache_mib <= (int64_t(1) << 30), "config: data.cache_mib must be between 0 and 2^30, got ",
             c.cache_mib);
 
-  c.batch = get<int64_t>(j, "train", "batch", "an integer");
-  c.micro_batch = get<int64_t>(j, "train", "micro_batch", "an integer");
-  c.steps = get<int64_t>(j, "train", "steps", "an integer");
-  c.warmup_steps = get<int64_t>(j, "train", "warmup_steps", "an integer");
-  c.lr = get<double>(j, "train", "lr", "a number");
-  c.min_lr = get<double>(j, "train", "min_lr", "a number");
-  c.weight_decay = get<double>(j, "train", "weight_decay", "a number");
-  c.clip_grad = get<double>(j, "train", "clip_grad", "a number");
-  c.seed = get<uint64_t>(j, "train", "seed", "a non-negative integer");
+  c.batch = get<int64_t>(j, "train", "batch");
+  c.micro_batch = get<int64_t>(j, "train", "micro_batch");
+  c.steps = get<int64_t>(j, "train", "steps");
+  c.warmup_steps = get<int64_t>(j, "train", "warmup_steps");
+  c.lr = get<double>(j, "train", "lr");
+  c.min_lr = get<double>(j, "train", "min_lr");
+  c.weight_decay = get<double>(j, "train", "weight_decay");
+  c.clip_grad = get<double>(j, "train", "clip_grad");
+  c.seed = get<uint64_t>(j, "train", "seed");
+  c.skip_nonfinite = get<int64_t>(j, "train", "skip_nonfinite");
   SFM_CHECK(c.batch >= 1 && c.micro_batch >= 1 && c.steps >= 1, "config: train.batch, train.micro_batch and ",
             "train.steps must be positive");
+  SFM_CHECK(c.skip_nonfinite >= 0, "config: train.skip_nonfinite must be >= 0 (0: stop at the first non-finite step)");
+  // The loader holds prefetch + 1 micro-batches of crops: they must fit in this machine's memory.
+  check_fits_in_memory(bytes_of(std::array{c.micro_batch, c.model.crop[0], c.model.crop[1], c.model.crop[2]},
+                                sizeof(float) * uint64_t(c.prefetch + 1)),
+                       "config: train.micro_batch " + std::to_string(c.micro_batch) + " (the loader's " +
+                           std::to_string(c.prefetch + 1) + " micro-batches of " + extents_string(c.model.crop) +
+                           " float32 crops)");
+  SFM_CHECK(c.batch <= max_train_batch, "config: train.batch ", c.batch, " is more than ", max_train_batch,
+            " samples per step (the most sfm accepts: a typo, or a run that would never finish a step)");
   SFM_CHECK(c.warmup_steps >= 0 && c.lr > 0, "config: train.warmup_steps must be >= 0 and train.lr > 0");
   try {
     c.recompute = recompute_from_json(j.at("train").at("recompute"), c.model);
@@ -202,13 +208,12 @@ inline TrainConfig parse_train_config(const nlohmann::json& j) {
     fail("config: train.", e.what());
   }
 
-  c.dp = get<int>(j, "parallel", "dp", "an integer");
-  c.cp = get<int>(j, "parallel", "cp", "an integer");
-  c.zero = ZeroLevel::parse(get<int>(j, "parallel", "zero", "an integer"), "config: parallel.zero");
-  c.attention = parse_attention_kind(get<std::string>(j, "parallel", "attention", "a string"),
-                                     "config: parallel.attention");
-  c.mask = parse_mask_kind(get<std::string>(j, "parallel", "mask", "a string"), "config: parallel.mask");
-  c.overlap = get<bool>(j, "parallel", "overlap", "true or false");
+  c.dp = get<int>(j, "parallel", "dp");
+  c.cp = get<int>(j, "parallel", "cp");
+  c.zero = ZeroLevel::parse(get<int>(j, "parallel", "zero"), "config: parallel.zero");
+  c.attention = parse_attention_kind(get<std::string>(j, "parallel", "attention"), "config: parallel.attention");
+  c.mask = parse_mask_kind(get<std::string>(j, "parallel", "mask"), "config: parallel.mask");
+  c.overlap = get<bool>(j, "parallel", "overlap");
   SFM_CHECK(c.dp >= 1 && c.cp >= 1, "config: parallel.dp and parallel.cp must be at least 1");
   SFM_CHECK(c.attention != AttentionKind::local || c.cp == 1, "config: parallel.attention: 'local' keeps each ",
             "sequence on one rank, so it needs parallel.cp = 1 (got ", c.cp, "); use ring or all_gather");
@@ -221,13 +226,13 @@ inline TrainConfig parse_train_config(const nlohmann::json& j) {
             "context parallelism (", attention_kind_name(c.attention), " attention) is not wired to NCCL yet; use ",
             "parallel.cp = 1 (dp and ZeRO work on the GPU)");
 
-  c.dir = get<std::string>(j, "output", "dir", "a string");
+  c.dir = get<std::string>(j, "output", "dir");
   SFM_CHECK(!c.dir.empty(), "config: output.dir must not be empty");
-  c.log_every = get<int64_t>(j, "output", "log_every", "an integer");
-  c.checkpoint_every = get<int64_t>(j, "output", "checkpoint_every", "an integer");
-  c.images_every = get<int64_t>(j, "output", "images_every", "an integer");
-  c.keep_checkpoints = get<int64_t>(j, "output", "keep_checkpoints", "an integer");
-  c.overwrite = get<bool>(j, "output", "overwrite", "true or false");
+  c.log_every = get<int64_t>(j, "output", "log_every");
+  c.checkpoint_every = get<int64_t>(j, "output", "checkpoint_every");
+  c.images_every = get<int64_t>(j, "output", "images_every");
+  c.keep_checkpoints = get<int64_t>(j, "output", "keep_checkpoints");
+  c.overwrite = get<bool>(j, "output", "overwrite");
   SFM_CHECK(c.log_every >= 1 && c.keep_checkpoints >= 1, "config: output.log_every and output.keep_checkpoints ",
             "must be at least 1");
   return c;

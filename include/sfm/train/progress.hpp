@@ -26,6 +26,7 @@ struct StepReport {
   double data_wait_s = 0;  // summed over the window (the slowest rank's per step)
   double window_s = 0;     // wall time of the window
   double elapsed_s = 0, eta_s = 0;
+  int64_t skipped_steps = 0;  // steps skipped (non-finite loss or gradient norm) since this process started or resumed the run
 };
 
 inline nlohmann::json to_json(const StepReport& r) {
@@ -38,7 +39,8 @@ inline nlohmann::json to_json(const StepReport& r) {
           {"data_wait_s", r.data_wait_s},
           {"data_wait_pct", r.window_s > 0 ? 100.0 * r.data_wait_s / r.window_s : 0.0},
           {"mask_ratio", r.mask_ratio},
-          {"elapsed_s", r.elapsed_s}};
+          {"elapsed_s", r.elapsed_s},
+          {"skipped_steps", r.skipped_steps}};
 }
 
 inline std::string format_duration(double seconds) {

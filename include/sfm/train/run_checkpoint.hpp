@@ -2,13 +2,16 @@
 //
 //   OUTPUT/checkpoint-<step>/model.safetensors      the model (train/checkpoint.hpp: MAE names, config)
 //   OUTPUT/checkpoint-<step>/optimizer.safetensors  exp_avg.<name>, exp_avg_sq.<name>; metadata "steps"
-//   OUTPUT/checkpoint-<step>/trainer.json           {"step", "samples_seen", "seed", "config"}
+//   OUTPUT/checkpoint-<step>/trainer.json           {"step", "run", "samples_seen", "data", "world", "config"}
 //   OUTPUT/latest                                   the name of the newest complete checkpoint
 //
 // A checkpoint is written into `checkpoint-<step>.partial-<pid>/`, each file synced, then renamed
 // into place, and only then does `latest` (replaced atomically) point at it: a process killed at any
 // moment leaves the previous checkpoint and `latest` intact. The newest `keep` checkpoints are kept.
 // The optimizer state is the unsharded one (FullOptimizerState), so any world size can load it.
+// "run" is the id a new run draws and its resumed parts keep (train/run_folder.hpp). Loading
+// validates everything (trainer.json's fields, every tensor's name, shape and finiteness, the
+// optimizer's step count) before the caller writes anything.
 #pragma once
 
 #include <algorithm>
@@ -30,10 +33,11 @@ namespace sfm {
 
 struct RunCheckpoint {
   std::filesystem::path dir;
-  nlohmann::json trainer;  // trainer.json
+  nlohmann::json trainer;  // trainer.json, validated: "step" >= 1, "config" an object with a "train" object
   FullOptimizerState state;
 
   int64_t step() const { return trainer.at("step").get<int64_t>(); }
+  std::string run() const { return trainer.value("run", std::string()); }  // "" in checkpoints older than run ids
 };
 
 namespace run_checkpoint_detail {
@@ -112,33 +116,52 @@ inline std::filesystem::path save_run_checkpoint(const std::filesystem::path& ou
   return final_dir;
 }
 
+// The checkpoint name `out`/latest holds.
+inline std::string latest_checkpoint_name(const std::filesystem::path& out) {
+  std::string name = run_checkpoint_detail::read_text(out / "latest");
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  return name;
+}
+
 // The checkpoint `path` names: a checkpoint directory, or an output directory (its `latest`).
 inline std::filesystem::path resolve_run_checkpoint(const std::filesystem::path& path) {
-  using namespace run_checkpoint_detail;
   if (std::filesystem::exists(path / "trainer.json")) return path;
   SFM_CHECK(std::filesystem::exists(path / "latest"), "--resume ", path.string(),
             ": neither a checkpoint (no trainer.json) nor an output directory with a 'latest' checkpoint");
-  std::string name = read_text(path / "latest");
-  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  const std::string name = latest_checkpoint_name(path);
   const auto dir = path / name;
   SFM_CHECK(std::filesystem::exists(dir / "trainer.json"), path.string(), "/latest names '", name,
             "', which is not a complete checkpoint");
   return dir;
 }
 
-// Loads a checkpoint for `model`/`table` (strict names and shapes).
+// trainer.json of `dir`, checked: the fields a resume reads, in sfm's words.
+inline nlohmann::json read_trainer_json(const std::filesystem::path& dir) {
+  using namespace run_checkpoint_detail;
+  const std::string where = (dir / "trainer.json").string();
+  nlohmann::json t;
+  try {
+    t = nlohmann::json::parse(read_text(dir / "trainer.json"));
+  } catch (const nlohmann::json::exception&) {
+    fail(where, ": not valid JSON");
+  }
+  SFM_CHECK(t.is_object(), where, ": expected a JSON object");
+  SFM_CHECK(t.contains("step") && t["step"].is_number_integer() && t["step"].get<int64_t>() >= 1, where,
+            ": \"step\" must be a positive integer, got ", t.value("step", nlohmann::json()).dump());
+  SFM_CHECK(!t.contains("run") || t["run"].is_string(), where, ": \"run\" must be a string, got ", t["run"].dump());
+  SFM_CHECK(t.contains("config") && t["config"].is_object() && t["config"].contains("train") &&
+                t["config"]["train"].is_object(),
+            where, ": no \"config\" object with a \"train\" section");
+  return t;
+}
+
+// Loads a checkpoint for `model`/`table` (strict names and shapes, finite values).
 inline RunCheckpoint load_run_checkpoint(const std::filesystem::path& path, const ModelConfig& model,
                                          const ParamTable& table) {
   using namespace run_checkpoint_detail;
   RunCheckpoint c;
   c.dir = resolve_run_checkpoint(path);
-  const std::string where = (c.dir / "trainer.json").string();
-  try {
-    c.trainer = nlohmann::json::parse(read_text(c.dir / "trainer.json"));
-    (void)c.step();
-  } catch (const nlohmann::json::exception& e) {
-    fail(where, ": ", e.what());
-  }
+  c.trainer = read_trainer_json(c.dir);
   const auto model_file = SafetensorsFile::load(c.dir / "model.safetensors");
   c.state.params = read_checkpoint_tensors(model_file, model, table, (c.dir / "model.safetensors").string()).params;
   const std::string opt_path = (c.dir / "optimizer.safetensors").string();
@@ -147,14 +170,22 @@ inline RunCheckpoint load_run_checkpoint(const std::filesystem::path& path, cons
   c.state.exp_avg_sq.assign(size_t(table.size()), 0.0f);
   for (const ParamInfo& p : table.entries())
     for (auto [prefix, target] : {std::pair{"exp_avg.", &c.state.exp_avg}, std::pair{"exp_avg_sq.", &c.state.exp_avg_sq}}) {
-      const Tensor<float> t = opt.tensor_as<float>(prefix + p.name);
-      SFM_CHECK(t.shape() == p.shape, opt_path, ": tensor '", prefix, p.name, "' has shape ", shape_string(t.shape()),
+      const std::string name = prefix + p.name;
+      SFM_CHECK(opt.contains(name), opt_path, ": missing tensor '", name, "'");
+      const Tensor<float> t = opt.tensor_as<float>(name);
+      SFM_CHECK(t.shape() == p.shape, opt_path, ": tensor '", name, "' has shape ", shape_string(t.shape()),
                 ", the model expects ", shape_string(p.shape));
+      check_finite(t.span(), opt_path + ": tensor '" + name + "'");
       std::copy(t.span().begin(), t.span().end(), target->begin() + p.offset);
     }
   const auto steps = opt.metadata().find("steps");
   SFM_CHECK(steps != opt.metadata().end(), opt_path, ": no \"steps\" in __metadata__");
-  c.state.steps = std::stoll(steps->second);
+  const std::string& text = steps->second;
+  SFM_CHECK(!text.empty() && text.size() < 19 && std::all_of(text.begin(), text.end(), [](char ch) { return ch >= '0' && ch <= '9'; }),
+            opt_path, ": __metadata__ \"steps\" must be a non-negative integer, got '", text, "'");
+  c.state.steps = std::stoll(text);
+  SFM_CHECK(c.state.steps <= c.step(), opt_path, ": ", c.state.steps, " optimizer steps, more than the checkpoint's step ",
+            c.step());
   return c;
 }
 

@@ -16,9 +16,18 @@
 // and metrics are the same loop either way. train<Cpu>(config, world) is the CPU run,
 // train<Cuda>(config, nccl_world) the GPU run (the config refuses cp > 1 with backend cuda for now).
 // The program includes the backend's kernels (kernels/cpu/kernels.hpp, kernels/cuda/kernels.cuh).
+//
+// Bad numbers never reach the weights or a checkpoint: a step whose global loss or gradient norm is
+// not finite applies no update (ZeroOptimizer::step, discard_grads); it is skipped and counted
+// (metrics "skipped_steps") while at most train.skip_nonfinite such steps come in a row, else the
+// run ends with a RunStopped naming the step and the value, its last checkpoint untouched.
+// Checkpoints whose gathered state is not finite are never written. The output folder rules are
+// train/run_folder.hpp's.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -41,6 +50,7 @@
 #include "sfm/train/preview.hpp"
 #include "sfm/train/progress.hpp"
 #include "sfm/train/run_checkpoint.hpp"
+#include "sfm/train/run_folder.hpp"
 #include "sfm/train/stop_signal.hpp"
 
 namespace sfm {
@@ -50,6 +60,13 @@ struct TrainOptions {
   std::FILE* console = stderr;     // rank 0's progress lines (nullptr: quiet)
   bool handle_signals = true;      // SIGINT/SIGTERM → checkpoint and return
   std::function<void()> started;   // called once the setup is done, just before the first step
+};
+
+// The run ended early, on every rank at the same step (the values it checks are all-reduced), so no
+// rank is left waiting: the CLI reports it once, without aborting an MPI job.
+class RunStopped : public Error {
+ public:
+  using Error::Error;
 };
 
 struct TrainResult {
@@ -84,6 +101,9 @@ inline std::shared_ptr<const CropSampler> make_crop_sampler(const TrainConfig& c
   return std::make_shared<const CropSampler>(std::move(volumes), o);
 }
 
+// len_keep of parallel.mask: AdaptiveMask makes the encoder sequence split evenly over cp.
+inline int64_t train_len_keep(const TrainConfig& c) { return mask_len_keep(c.mask, c.model, c.cp); }
+
 // Checks what only the world and the build know; throws before anything is written. A trainer runs
 // one backend: train<Cpu> (any build) or train<Cuda> (compiled by nvcc; the CLI picks by `backend`).
 template <KernelBackend Backend, class Comm>
@@ -92,13 +112,18 @@ void check_train_setup(const TrainConfig& c, const Comm& world, const TrainOptio
             "build (this trainer runs the \"", Backend::name, "\" backend; the CUDA one is compiled by nvcc)");
   SFM_CHECK(world.size() == c.dp * c.cp, "parallel.dp × parallel.cp = ", c.dp, " × ", c.cp, " = ", c.dp * c.cp,
             " ranks, but ", world.size(), " process(es) were launched (run: mpirun -np ", c.dp * c.cp, " sfm train …)");
-  if (options.resume.empty())
-    SFM_CHECK(c.overwrite || !has_run_checkpoints(c.dir), "output.dir ", c.dir, " already holds a run; continue it with ",
-              "--resume ", c.dir, ", pick another output.dir, or set output.overwrite=true");
+  const int64_t tokens = c.model.tokens(), len_keep = train_len_keep(c);
+  SFM_CHECK(len_keep < tokens, "config: parallel.mask ", mask_kind_name(c.mask), " at parallel.cp = ", c.cp, " keeps all ", tokens,
+            " tokens visible (model.mask_ratio ", c.model.mask_ratio, "): no hidden token to learn from");
+  if (options.resume.empty()) check_new_run_folder(c.dir, c.overwrite);
 }
 
-// len_keep of parallel.mask: AdaptiveMask makes the encoder sequence split evenly over cp.
-inline int64_t train_len_keep(const TrainConfig& c) { return mask_len_keep(c.mask, c.model, c.cp); }
+// The config of a run resumed from `resume`: it writes into the folder it was resumed from.
+inline TrainConfig resumed_config(TrainConfig c, const std::filesystem::path& resume) {
+  c.dir = resumed_run_folder(resume).string();
+  c.json["output"]["dir"] = c.dir;
+  return c;
+}
 
 template <class Stage, class Comm, KernelBackend Backend>
 class Trainer {
@@ -121,10 +146,14 @@ class Trainer {
   TrainResult run() {
     const auto sampler = make_crop_sampler(c_);
     int64_t start = 0;
+    std::filesystem::path last_checkpoint;
     if (!options_.resume.empty()) {
       RunCheckpoint ckpt = load_run_checkpoint(options_.resume, c_.model, model_.table());
       check_resumable(ckpt);
+      check_resumed_run_folder(c_.dir, ckpt.run());
       start = ckpt.step();
+      if (!ckpt.run().empty()) run_id_ = ckpt.run();
+      last_checkpoint = ckpt.dir;
       SFM_CHECK(start < c_.steps, "--resume ", ckpt.dir.string(), ": the checkpoint is at step ", start,
                 ", train.steps is ", c_.steps, ": nothing left to do");
       zero_.load_state(ckpt.state);
@@ -135,6 +164,7 @@ class Trainer {
     const std::filesystem::path out = c_.dir;
     std::unique_ptr<ProgressLog> log;
     if (lead) {
+      if (options_.resume.empty() && c_.overwrite) clear_previous_run(out);
       std::filesystem::create_directories(out / "images");
       std::ofstream(out / "config.json") << c_.json.dump(2) << "\n";
       log = std::make_unique<ProgressLog>(out, start, options_.console);
@@ -163,7 +193,7 @@ class Trainer {
     const auto t0 = clock::now();
     auto window_start = t0;
     double window_loss = 0, window_wait = 0, window_norm = 0;
-    int64_t window_steps = 0;
+    int64_t window_steps = 0, window_good = 0, skipped = 0, bad_in_row = 0;
     TrainResult result;
     result.first_step = result.end_step = start;
     for (int64_t step = start; step < c_.steps; ++step) {
@@ -187,18 +217,40 @@ class Trainer {
       double maxima[2] = {wait, stop && stop->requested() ? 1.0 : 0.0};
       reduce_scalars(maxima, ReduceOp::max);
       const double lr = schedule.at(step);
-      const double grad_norm = zero_.step(lr, c_.clip_grad);
-      result.losses.push_back(sums[0] / double(c_.cp));
+      const double step_loss = sums[0] / double(c_.cp);
+      double grad_norm = std::nan("");
+      if (std::isfinite(step_loss)) grad_norm = zero_.step(lr, c_.clip_grad);
+      else zero_.discard_grads();
+      result.losses.push_back(step_loss);
       result.data_wait_s += maxima[0];
       result.end_step = step + 1;
-      window_loss += sums[0] / double(c_.cp), window_wait += maxima[0], window_norm += grad_norm, ++window_steps;
+      window_wait += maxima[0], ++window_steps;
+      if (std::isfinite(step_loss) && std::isfinite(grad_norm)) {
+        window_loss += step_loss, window_norm += grad_norm, ++window_good, bad_in_row = 0;
+      } else {
+        ++skipped, ++bad_in_row;
+        const std::string what = "step " + std::to_string(step + 1) + ": the " +
+                                 (std::isfinite(step_loss) ? "gradient norm is " + nonfinite_text(grad_norm)
+                                                           : "loss is " + nonfinite_text(step_loss));
+        if (bad_in_row > c_.skip_nonfinite)
+          throw RunStopped(what + (bad_in_row > 1 ? " (" + std::to_string(bad_in_row) + " steps in a row, more than " +
+                                                        "train.skip_nonfinite = " + std::to_string(c_.skip_nonfinite) + ")"
+                                                  : std::string(" (train.skip_nonfinite = 0: stop at once)")) +
+                           "; the run stops, " +
+                           (last_checkpoint.empty() ? std::string("before its first checkpoint")
+                                                    : "its last checkpoint is " + last_checkpoint.string()));
+        if (lead)
+          log->note("sfm train: " + what + "; update skipped (" + std::to_string(bad_in_row) + " in a row, at most " +
+                    std::to_string(c_.skip_nonfinite) + ")");
+      }
 
       const bool last = step + 1 == c_.steps, interrupted = maxima[1] != 0;
       if (lead && ((step + 1) % c_.log_every == 0 || step == start || last || interrupted)) {
         const auto now = clock::now();
         StepReport r;
         r.step = step + 1, r.total = c_.steps;
-        r.loss = window_loss / double(window_steps), r.lr = lr, r.grad_norm = window_norm / double(window_steps);
+        r.loss = window_loss / double(window_good), r.lr = lr, r.grad_norm = window_norm / double(window_good);
+        r.skipped_steps = skipped;
         r.mask_ratio = double(N - len_keep) / double(N);
         r.window_s = std::chrono::duration<double>(now - window_start).count();
         r.samples_per_s = double(window_steps * c_.batch) / r.window_s;
@@ -207,12 +259,12 @@ class Trainer {
         r.elapsed_s = std::chrono::duration<double>(now - t0).count();
         r.eta_s = r.elapsed_s / double(step + 1 - start) * double(c_.steps - step - 1);
         log->report(r);
-        window_start = now, window_loss = window_wait = window_norm = 0, window_steps = 0;
+        window_start = now, window_loss = window_wait = window_norm = 0, window_steps = window_good = 0;
       }
       if (preview && lead)
         log->note("sfm train: wrote " + write_preview(out / "images" / ("step-" + std::to_string(step + 1)), m, sample).string());
       if (last || interrupted || (c_.checkpoint_every > 0 && (step + 1) % c_.checkpoint_every == 0)) {
-        result.checkpoint = save(step + 1);
+        result.checkpoint = last_checkpoint = save(step + 1, last_checkpoint);
         if (lead) log->note("sfm train: checkpoint " + result.checkpoint.string());
       }
       if (interrupted) {
@@ -272,11 +324,22 @@ class Trainer {
     return s;
   }
 
-  std::filesystem::path save(int64_t step) {
-    const FullOptimizerState state = zero_.gather_state();  // collective
+  static std::string nonfinite_text(double v) { return std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf"; }
+
+  // Writes checkpoint-<step> (collective); `previous` is the last one, named when the state is not
+  // finite and nothing is written.
+  std::filesystem::path save(int64_t step, const std::filesystem::path& previous) {
+    const FullOptimizerState state = zero_.gather_state();  // collective; every rank holds the result
+    for (const auto& [values, name] : {std::pair{&state.params, "weights"}, std::pair{&state.exp_avg, "exp_avg"},
+                                       std::pair{&state.exp_avg_sq, "exp_avg_sq"}})
+      if (!std::all_of(values->begin(), values->end(), [](float v) { return std::isfinite(v); }))
+        throw RunStopped("step " + std::to_string(step) + ": the " + name + " hold a non-finite value; no checkpoint " +
+                         "of them is written, the run stops" +
+                         (previous.empty() ? std::string() : ", its last checkpoint is " + previous.string()));
     std::filesystem::path dir;
     if (world_.rank() == 0) {
-      const nlohmann::json trainer{{"samples_seen", step * c_.batch},
+      const nlohmann::json trainer{{"run", run_id_},
+                                   {"samples_seen", step * c_.batch},
                                    {"data", {{"next_step", step}, {"seed", c_.seed}, {"samples_per_step", c_.batch}}},
                                    {"world", {{"dp", c_.dp}, {"cp", c_.cp}, {"zero", c_.zero.value()}}},
                                    {"config", c_.json}};
@@ -296,12 +359,14 @@ class Trainer {
   std::unique_ptr<ContextParallel> context_;  // cp > 1: the model's context-parallel group
   Array<float> crops_;     // Cuda: the micro-batch's crops on the device
   Array<double> scalars_;  // the scalars of reduce_scalars
+  std::string run_id_ = new_run_id();  // trainer.json's "run"; a resumed run keeps its checkpoint's
 };
 
 // Runs `config` on `world`, dispatching parallel.zero onto ZeroOptimizer<ZeroStage<k>, Comm, Backend>.
 // train<Cpu>(config, world): the CPU trainer; train<Cuda>(config, nccl_world) in a file nvcc compiles.
 template <KernelBackend Backend, class Comm>
-TrainResult train(const TrainConfig& config, Comm& world, const TrainOptions& options = {}) {
+TrainResult train(const TrainConfig& given, Comm& world, const TrainOptions& options = {}) {
+  const TrainConfig config = options.resume.empty() ? given : resumed_config(given, options.resume);
   check_train_setup<Backend>(config, world, options);
   return config.zero.visit([&]<class Stage>(Stage) { return Trainer<Stage, Comm, Backend>(config, world, options).run(); });
 }

@@ -51,14 +51,14 @@ struct RankMemory {
 // Memory of one rank of a cp group training `config` (`parameters` of them); `group` answers for the
 // attention workspace.
 RankMemory rank_memory(const sfm::ModelConfig& config, int64_t parameters, int64_t batch, bool recompute,
-                       const sfm::ContextParallel& group) {
+                       const sfm::ContextParallel<>& group) {
   const int cp = group.size();
   RankMemory m;
   m.tokens = config.tokens();
   m.len_keep = sfm::AdaptiveMask{cp}.len_keep(config);
   const sfm::Recompute r = recompute ? sfm::Recompute::all(config) : sfm::Recompute{};
-  m.activations = kFloat * sfm::Activations<std::vector>::floats(
-                               config, sfm::SequenceShard::activation_shape(config, batch, m.len_keep, cp, r));
+  m.activations = sfm::Activations<std::vector>::bytes_for(
+      config, sfm::SequenceShard::activation_shape(config, batch, m.len_keep, cp, r));
   auto workspace = [&](int64_t length, int64_t dim, int64_t heads) {
     return int64_t(group.attention_workspace_bytes({batch, heads, length, length, dim / heads}));
   };
@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
       if (comm.rank() != 0) return;  // every rank of a group holds the same amount
       const sfm::ContextParallelGroup<sfm::RingAttention<sfm::ThreadComm, sfm::Cpu>, sfm::ThreadComm> ring(comm);
       const sfm::SingleRank<sfm::Cpu> single;  // what the model runs with when cp = 1
-      const sfm::ContextParallel& group = cp == 1 ? static_cast<const sfm::ContextParallel&>(single) : ring;
+      const sfm::ContextParallel<>& group = cp == 1 ? static_cast<const sfm::ContextParallel<>&>(single) : ring;
       for (const bool recompute : {false, true}) {
         auto memory = [&](const sfm::ModelConfig& c) { return rank_memory(c, parameters, batch, recompute, group); };
         nlohmann::json run = to_json(config, memory(config));

@@ -140,6 +140,6 @@ TEST_CASE("Activation memory per rank falls as 1/cp on small") {
   CHECK(double(bytes[1]) <= 0.6 * double(bytes[0]));
   CHECK(double(bytes[2]) <= 0.35 * double(bytes[0]));
   // The model's own estimate (no allocation) is what it allocates.
-  CHECK(bytes[2] == int64_t(sizeof(float)) * sfm::Activations<std::vector>::floats(
-                                                 c, sfm::SequenceShard::activation_shape(c, 1, sfm::AdaptiveMask{4}.len_keep(c), 4)));
+  CHECK(bytes[2] == sfm::Activations<std::vector>::bytes_for(
+                        c, sfm::SequenceShard::activation_shape(c, 1, sfm::AdaptiveMask{4}.len_keep(c), 4)));
 }

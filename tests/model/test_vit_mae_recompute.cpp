@@ -39,7 +39,8 @@ int64_t saved_floats(int64_t recomputed, int64_t rows, int64_t dim, int64_t head
 }
 
 int64_t arena_floats(const sfm::ModelConfig& c, int64_t batch, int64_t len_keep, int cp, Recompute r = {}) {
-  return sfm::Activations<std::vector>::floats(c, sfm::SequenceShard::activation_shape(c, batch, len_keep, cp, r));
+  return sfm::Activations<std::vector>::bytes_for(c, sfm::SequenceShard::activation_shape(c, batch, len_keep, cp, r)) /
+         int64_t(sizeof(float));
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "sfm/core/platform.hpp"
 
@@ -45,5 +46,15 @@ SFM_HOST_DEVICE constexpr float to_float(bf16 value) {
 }
 
 SFM_HOST_DEVICE constexpr bf16::operator float() const { return to_float(*this); }
+
+// x as an element of type T (float, bf16: rounded to nearest even, double), for code generic over
+// the element type.
+template <class T>
+SFM_HOST_DEVICE constexpr T element_from_float(float x) {
+  if constexpr (std::is_same_v<T, bf16>)
+    return to_bf16(x);
+  else
+    return T(x);
+}
 
 }  // namespace sfm

@@ -57,6 +57,7 @@ concept ComputesIn = requires(B be, T* x, const T* cx, float* grad, const float*
                               AttentionOutputs<T> outputs, SavedAttention<T> saved, AttentionGrads<T> grads,
                               AttentionShape shape, ValidRows valid) {
   copy_elements(be, x, cx, n);
+  convert_elements(be, x, volume, n);  // fp32 master weights → the compute copy
   fill_zero(be, x, n);
   add_inplace(be, x, cx, n);
   // Layers: linear (weights [out, in], PyTorch's), LayerNorm, GELU (erf).

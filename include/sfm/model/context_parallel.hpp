@@ -16,6 +16,9 @@
 // only the Communicator concept; the attention policies (parallel/, a layer above) come in as a
 // template argument.
 //
+// T is the model's compute type (float; bf16 under Bf16Mixed): the attention operands and the
+// bridge's activations and gradients are T.
+//
 // Contract of the attention calls (parallel/attention.hpp; arguments in kernels/attention_args.hpp):
 // `args.shape` is the global one (q_len = k_len = L); the views and lse [batch, heads, rows] cover
 // this rank's SequenceBlocks(L, size()) block, padded rows are never read as keys and get zero
@@ -32,6 +35,7 @@
 
 namespace sfm {
 
+template <class T = float>
 class ContextParallel {
  public:
   virtual ~ContextParallel() = default;
@@ -39,43 +43,43 @@ class ContextParallel {
   virtual int rank() const = 0;
 
   // out, lse of softmax(scale · Q Kᵀ) V; backward overwrites grads from d_out and the forward's result.
-  virtual void forward(AttentionOutputs<float> out, const AttentionInputs<float>& args) = 0;
-  virtual void backward(AttentionGrads<float> grads, InHeads<float> d_out, SavedAttention<float> fwd,
-                        const AttentionInputs<float>& args) = 0;
+  virtual void forward(AttentionOutputs<T> out, const AttentionInputs<T>& args) = 0;
+  virtual void backward(AttentionGrads<T> grads, InHeads<T> d_out, SavedAttention<T> fwd,
+                        const AttentionInputs<T>& args) = 0;
   // Scratch the attention holds for a call of `shape` (besides the model's activations).
   virtual size_t attention_workspace_bytes(AttentionShape shape) const = 0;
 
-  // In place on size()·m floats: chunk rank() is this rank's; afterwards every chunk is its owner's.
-  virtual void all_gather(std::span<float> data) = 0;
-  // In place on size()·m floats: chunk rank() becomes the sum over ranks of that chunk (the other
+  // In place on size()·m elements: chunk rank() is this rank's; afterwards every chunk is its owner's.
+  virtual void all_gather(std::span<T> data) = 0;
+  // In place on size()·m elements: chunk rank() becomes the sum over ranks of that chunk (the other
   // chunks are left as scratch).
-  virtual void reduce_scatter(std::span<float> data) = 0;
+  virtual void reduce_scatter(std::span<T> data) = 0;
   // Σ over ranks.
   virtual double sum(double value) = 0;
 };
 
-template <KernelBackend Backend>
-class SingleRank final : public ContextParallel {
+template <KernelBackend Backend, class T = float>
+class SingleRank final : public ContextParallel<T> {
  public:
   int size() const override { return 1; }
   int rank() const override { return 0; }
 
-  void forward(AttentionOutputs<float> out, const AttentionInputs<float>& args) override {
+  void forward(AttentionOutputs<T> out, const AttentionInputs<T>& args) override {
     attention_forward(Backend{}, out, args);
   }
-  void backward(AttentionGrads<float> grads, InHeads<float> d_out, SavedAttention<float> fwd,
-                const AttentionInputs<float>& args) override {
+  void backward(AttentionGrads<T> grads, InHeads<T> d_out, SavedAttention<T> fwd,
+                const AttentionInputs<T>& args) override {
     attention_backward(Backend{}, grads, d_out, fwd, args);
   }
   size_t attention_workspace_bytes(AttentionShape) const override { return 0; }
 
-  void all_gather(std::span<float>) override {}
-  void reduce_scatter(std::span<float>) override {}
+  void all_gather(std::span<T>) override {}
+  void reduce_scatter(std::span<T>) override {}
   double sum(double value) override { return value; }
 };
 
-template <class Attention, Communicator Comm>
-class ContextParallelGroup final : public ContextParallel {
+template <class Attention, Communicator Comm, class T = float>
+class ContextParallelGroup final : public ContextParallel<T> {
  public:
   // `comm` (the cp communicator) outlives the group.
   explicit ContextParallelGroup(Comm& comm) : comm_(&comm), attention_(comm) {}
@@ -83,30 +87,26 @@ class ContextParallelGroup final : public ContextParallel {
   int size() const override { return comm_->size(); }
   int rank() const override { return comm_->rank(); }
 
-  void forward(AttentionOutputs<float> out, const AttentionInputs<float>& args) override {
+  void forward(AttentionOutputs<T> out, const AttentionInputs<T>& args) override {
     attention_.forward(out, args);
   }
-  void backward(AttentionGrads<float> grads, InHeads<float> d_out, SavedAttention<float> fwd,
-                const AttentionInputs<float>& args) override {
+  void backward(AttentionGrads<T> grads, InHeads<T> d_out, SavedAttention<T> fwd,
+                const AttentionInputs<T>& args) override {
     attention_.backward(grads, d_out, fwd, args);
   }
   size_t attention_workspace_bytes(AttentionShape shape) const override {
-    return attention_.template workspace_bytes<float>(shape);
+    return attention_.template workspace_bytes<T>(shape);
   }
 
-  void all_gather(std::span<float> data) override {
-    comm_->all_gather(std::span<const float>(chunk(data)), data);
-  }
-  void reduce_scatter(std::span<float> data) override {
-    comm_->reduce_scatter(std::span<const float>(data), chunk(data));
-  }
+  void all_gather(std::span<T> data) override { comm_->all_gather(std::span<const T>(chunk(data)), data); }
+  void reduce_scatter(std::span<T> data) override { comm_->reduce_scatter(std::span<const T>(data), chunk(data)); }
   double sum(double value) override {
     comm_->all_reduce(std::span<double>(&value, 1));
     return value;
   }
 
  private:
-  std::span<float> chunk(std::span<float> data) const {
+  std::span<T> chunk(std::span<T> data) const {
     const size_t m = data.size() / size_t(size());
     return data.subspan(size_t(rank()) * m, m);
   }

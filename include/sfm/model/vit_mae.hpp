@@ -1,5 +1,7 @@
-// VitMae<Backend>: the 3D ViT masked autoencoder, forward and manual backward, written once against
-// the backend contract (kernels/backend.hpp). The header includes no backend: a program includes
+// VitMae<Backend, Precision>: the 3D ViT masked autoencoder, forward and manual backward, written
+// once against the backend contract (kernels/backend.hpp) and a precision (kernels/precision.hpp:
+// Fp32, the default, or Bf16Mixed: activations, the weights' compute copy and attention in bf16,
+// fp32 master weights, gradients, statistics and loss; the rounding points are the kernels'). The header includes no backend: a program includes
 // the kernels of the backends it instantiates (kernels/cpu/kernels.hpp; kernels/cuda/kernels.cuh
 // in a file nvcc compiles).
 //
@@ -54,6 +56,7 @@
 #include "sfm/model/sequence_shard.hpp"
 #include "sfm/kernels/attention_args.hpp"
 #include "sfm/kernels/backend.hpp"
+#include "sfm/kernels/precision.hpp"
 #include "sfm/kernels/views.hpp"
 
 namespace sfm {
@@ -70,11 +73,13 @@ struct StackLayout {
   std::vector<int> groups;
 };
 
-template <KernelBackend Backend>
+template <KernelBackend Backend, Precision Prec = Fp32>
+  requires ComputesIn<Backend, typename Prec::Compute>
 class VitMae {
  public:
-  template <class T>
-  using Array = typename Backend::template Array<T>;
+  template <class U>
+  using Array = typename Backend::template Array<U>;
+  using T = typename Prec::Compute;  // activations and the parameters' compute copy
 
   // The model with every parameter resident (the single-rank case); use_param_store() swaps in a
   // sharded store, after which the resident buffers are not allocated at all.
@@ -82,7 +87,7 @@ class VitMae {
     config_.validate();
     register_params();
     if (resident) {
-      resident_ = std::make_unique<ResidentParams<Backend>>(table_);
+      resident_ = std::make_unique<ResidentParams<Backend, T>>(table_);
       store_ = resident_.get();
     }
     set_pos_embeds(sincos_pos_embed_3d(config_.grid(), config_.dim),
@@ -100,19 +105,19 @@ class VitMae {
               "positional embeddings of the wrong size for this model");
     pos_embed_ = std::move(encoder);
     decoder_pos_embed_ = std::move(decoder);
-    pos_embed_table_.assign(pos_embed_.begin(), pos_embed_.end());
-    decoder_pos_embed_table_.assign(decoder_pos_embed_.begin(), decoder_pos_embed_.end());
+    pos_embed_table_ = to_compute(pos_embed_);
+    decoder_pos_embed_table_ = to_compute(decoder_pos_embed_);
   }
 
   // Runs the model on parameters held by `store` (which outlives its use here).
-  void use_param_store(ParamStore& store) {
+  void use_param_store(ParamStore<T>& store) {
     store_ = &store;
     resident_.reset();
   }
 
   // Runs the model as one rank of the context-parallel group `group` (which outlives its use here).
-  void use_context_parallel(ContextParallel& group) { context_ = &group; }
-  ContextParallel& context_parallel() { return context_ ? *context_ : single_rank_; }
+  void use_context_parallel(ContextParallel<T>& group) { context_ = &group; }
+  ContextParallel<T>& context_parallel() { return context_ ? *context_ : single_rank_; }
 
   // Which blocks recompute their activations in the backward (none by default), from the next
   // forward() on.
@@ -153,12 +158,12 @@ class VitMae {
     SFM_CHECK(store_ != nullptr, "VitMae::forward(): no parameter store (use_param_store() was not called)");
     SFM_CHECK(mask.tokens == config_.tokens(), "mask plan has ", mask.tokens, " tokens, model has ", config_.tokens());
     if (loss_normalizer <= 0) loss_normalizer = double(mask.hidden_count());
-    ContextParallel& cp = context_parallel();
+    ContextParallel<T>& cp = context_parallel();
     shard_ = SequenceShard(mask, cp.size(), cp.rank());
     const SequenceShard& sh = shard_;
     acts_.reserve(config_, sh.activation_shape(recompute_));
     const Backend be{};
-    Activations<Array>& a = acts_;
+    Activations<Array, T>& a = acts_;
     const int64_t B = mask.batch, N = config_.tokens(), P = config_.patch_size();
     const int64_t D = config_.dim, Dd = config_.decoder_dim;
     const int64_t Re = sh.encoder.rows(), Rd = sh.decoder.rows();  // rows per sample on this rank
@@ -169,16 +174,16 @@ class VitMae {
 
     // Stem: patch embedding (Conv3d ≡ patchify + linear) and positional embedding of every token,
     // then this rank's encoder rows: cls (rank 0) and its visible tokens.
-    GroupSpan p = store_->acquire_params(stem_group_);
+    GroupSpan<T> p = store_->acquire_params(stem_group_);
     patchify(be, a.patches, volume, B, config_.grid());
     linear_forward(be, a.tokens, a.patches, p.at(patch_w_), p.at(patch_b_), B * N, P, D);
-    add_rows_broadcast(be, TokenRows<float>{a.tokens, N}, pos_embed_table_.data() + D, B, N, D);
+    add_rows_broadcast(be, TokenRows<T>{a.tokens, N}, pos_embed_table_.data() + D, B, N, D);
     if (sh.encoder.padding(sh.rank) > 0) fill_zero(be, a.enc_in, B * Re * D);
     if (sh.visible_row > 0) {
-      fill_rows(be, TokenRows<float>{a.enc_in, Re}, p.at(cls_token_), nullptr, B, 1, D);
-      add_rows_broadcast(be, TokenRows<float>{a.enc_in, Re}, pos_embed_table_.data(), B, 1, D);
+      fill_rows(be, TokenRows<T>{a.enc_in, Re}, p.at(cls_token_), nullptr, B, 1, D);
+      add_rows_broadcast(be, TokenRows<T>{a.enc_in, Re}, pos_embed_table_.data(), B, 1, D);
     }
-    gather_tokens(be, TokenRows<float>{a.enc_in, Re, sh.visible_row}, TokenRows<const float>{a.tokens, N},
+    gather_tokens(be, TokenRows<T>{a.enc_in, Re, sh.visible_row}, TokenRows<const T>{a.tokens, N},
                   visible_ids_.data(), B, sh.visible, D);
     store_->release_params(stem_group_);
 
@@ -192,16 +197,16 @@ class VitMae {
     layernorm_forward(be, a.latent, a.latent_mean, a.latent_rstd, a.encoder.out, p.at(encoder_norm_w_),
                       p.at(encoder_norm_b_), B * Re, D, kNormEps);
     linear_forward(be, bridge_chunk(), a.latent, p.at(decoder_embed_w_), p.at(decoder_embed_b_), B * Re, D, Dd);
-    cp.all_gather(std::span<float>(a.bridge, size_t(cp.size() * B * Re * Dd)));
+    cp.all_gather(std::span<T>(a.bridge, size_t(cp.size() * B * Re * Dd)));
     if (sh.decoder.padding(sh.rank) > 0) fill_zero(be, a.dec_in, B * Rd * Dd);
     const int64_t copies = int64_t(sh.bridge_decoder.size());
-    gather_tokens(be, TokenRows<float>{a.d_small, copies}, TokenRows<const float>{a.bridge, 0},
+    gather_tokens(be, TokenRows<T>{a.d_small, copies}, TokenRows<const T>{a.bridge, 0},
                   bridge_gathered_.data(), 1, copies, Dd);
-    scatter_tokens(be, TokenRows<float>{a.dec_in, 0}, TokenRows<const float>{a.d_small, copies},
+    scatter_tokens(be, TokenRows<T>{a.dec_in, 0}, TokenRows<const T>{a.d_small, copies},
                    bridge_decoder_.data(), 1, copies, Dd);
-    fill_rows(be, TokenRows<float>{a.dec_in, Rd, sh.token_row}, p.at(mask_token_), token_hidden_.data(), B,
+    fill_rows(be, TokenRows<T>{a.dec_in, Rd, sh.token_row}, p.at(mask_token_), token_hidden_.data(), B,
               sh.token_count, Dd);
-    add_rows_broadcast(be, TokenRows<float>{a.dec_in, Rd}, decoder_pos_embed_table_.data() + sh.decoder.start(sh.rank) * Dd,
+    add_rows_broadcast(be, TokenRows<T>{a.dec_in, Rd}, decoder_pos_embed_table_.data() + sh.decoder.start(sh.rank) * Dd,
                        B, sh.decoder.valid(sh.rank), Dd);
     store_->release_params(bridge_group_);
 
@@ -215,15 +220,15 @@ class VitMae {
     store_->release_params(head_group_);
 
     // The loss of this rank's token rows; the gradient rows of cls and padding stay zero.
-    const float* target = a.patches + sh.first_token * P;
+    const T* target = a.patches + sh.first_token * P;
     if (!sh.targets_in_place()) {
-      copy_rows(be, TokenRows<float>{a.target, sh.token_count}, TokenRows<const float>{a.patches, N, sh.first_token}, B,
+      copy_rows(be, TokenRows<T>{a.target, sh.token_count}, TokenRows<const T>{a.patches, N, sh.first_token}, B,
                 sh.token_count, P);
       target = a.target;
     }
     fill_zero(be, a.d_pred, B * Rd * P);
-    const double loss = mae_loss(be, TokenRows<float>{a.d_pred, Rd, sh.token_row},
-                                 TokenRows<const float>{a.pred, Rd, sh.token_row}, target, token_hidden_.data(), B,
+    const double loss = mae_loss(be, TokenRows<T>{a.d_pred, Rd, sh.token_row},
+                                 TokenRows<const T>{a.pred, Rd, sh.token_row}, target, token_hidden_.data(), B,
                                  sh.token_count, P, config_.norm_pix_loss, loss_normalizer);
     return cp.sum(loss);
   }
@@ -232,15 +237,16 @@ class VitMae {
   void backward() {
     SFM_CHECK(shard_.batch > 0, "VitMae::backward() called before forward()");
     const Backend be{};
-    Activations<Array>& a = acts_;
-    ContextParallel& cp = context_parallel();
+    Activations<Array, T>& a = acts_;
+    ContextParallel<T>& cp = context_parallel();
     const SequenceShard& sh = shard_;
     const int64_t B = sh.batch, N = config_.tokens(), P = config_.patch_size();
     const int64_t D = config_.dim, Dd = config_.decoder_dim;
     const int64_t Re = sh.encoder.rows(), Rd = sh.decoder.rows();
 
     // Head.
-    GroupSpan p = store_->acquire_params(head_group_), g = store_->acquire_grads(head_group_);
+    GroupSpan<T> p = store_->acquire_params(head_group_);
+    GroupSpan<float> g = store_->acquire_grads(head_group_);
     linear_backward(be, a.d_small, g.at(decoder_pred_w_), g.at(decoder_pred_b_), a.d_pred, a.dec_normed,
                     p.at(decoder_pred_w_), B * Rd, Dd, P);
     fill_zero(be, a.d_res, B * Rd * Dd);
@@ -254,15 +260,15 @@ class VitMae {
     // the forward's pairs, through d_qkv, free here, into the zeroed gathered buffer, and summed onto
     // their owners), the decoder embedding and the encoder's final norm.
     p = store_->acquire_params(bridge_group_), g = store_->acquire_grads(bridge_group_);
-    sum_rows(be, g.at(mask_token_), TokenRows<const float>{a.d_res, Rd, sh.token_row}, token_hidden_.data(), B,
+    sum_rows(be, g.at(mask_token_), TokenRows<const T>{a.d_res, Rd, sh.token_row}, token_hidden_.data(), B,
              sh.token_count, Dd);
     const int64_t copies = int64_t(sh.bridge_decoder.size());
-    gather_tokens(be, TokenRows<float>{a.d_qkv, copies}, TokenRows<const float>{a.d_res, 0}, bridge_decoder_.data(), 1,
+    gather_tokens(be, TokenRows<T>{a.d_qkv, copies}, TokenRows<const T>{a.d_res, 0}, bridge_decoder_.data(), 1,
                   copies, Dd);
     fill_zero(be, a.bridge, cp.size() * B * Re * Dd);
-    scatter_tokens(be, TokenRows<float>{a.bridge, 0}, TokenRows<const float>{a.d_qkv, copies}, bridge_gathered_.data(),
+    scatter_tokens(be, TokenRows<T>{a.bridge, 0}, TokenRows<const T>{a.d_qkv, copies}, bridge_gathered_.data(),
                    1, copies, Dd);
-    cp.reduce_scatter(std::span<float>(a.bridge, size_t(cp.size() * B * Re * Dd)));
+    cp.reduce_scatter(std::span<T>(a.bridge, size_t(cp.size() * B * Re * Dd)));
     linear_backward(be, a.d_latent, g.at(decoder_embed_w_), g.at(decoder_embed_b_), bridge_chunk(), a.latent,
                     p.at(decoder_embed_w_), B * Re, D, Dd);
     fill_zero(be, a.d_res, B * Re * D);
@@ -276,33 +282,33 @@ class VitMae {
     // patch embedding.
     p = store_->acquire_params(stem_group_), g = store_->acquire_grads(stem_group_);
     if (sh.visible_row > 0)
-      sum_rows(be, g.at(cls_token_), TokenRows<const float>{a.d_res, Re}, nullptr, B, 1, D);
+      sum_rows(be, g.at(cls_token_), TokenRows<const T>{a.d_res, Re}, nullptr, B, 1, D);
     fill_zero(be, a.d_tokens, B * N * D);
-    scatter_tokens(be, TokenRows<float>{a.d_tokens, N}, TokenRows<const float>{a.d_res, Re, sh.visible_row},
+    scatter_tokens(be, TokenRows<T>{a.d_tokens, N}, TokenRows<const T>{a.d_res, Re, sh.visible_row},
                    visible_ids_.data(), B, sh.visible, D);
-    linear_backward(be, static_cast<float*>(nullptr), g.at(patch_w_), g.at(patch_b_), a.d_tokens, a.patches,
+    linear_backward(be, static_cast<T*>(nullptr), g.at(patch_w_), g.at(patch_b_), a.d_tokens, a.patches,
                     p.at(patch_w_), B * N, P, D);
     finish_group(stem_group_);
   }
 
   // The prediction of the last forward() for this rank's decoder rows, [batch, rows, P]: on one rank
   // [batch, N + 1, P] with row 0 the cls row; under cp the rows of shard() (decoder positions
-  // decoder.start(rank) + i).
-  const float* prediction() const { return acts_.pred; }
+  // decoder.start(rank) + i). In the compute type T.
+  const T* prediction() const { return acts_.pred; }
   // Sample b's prediction of the last forward() at all N + 1 decoder positions, [N + 1, P] (row 0 the
   // cls row), on the host: under cp the ranks' row blocks are all-gathered over the group, so every
   // rank of the group must call it.
   std::vector<float> gather_prediction(int64_t b) {
     const int64_t P = config_.patch_size(), chunk = shard_.decoder.rows() * P;
     SFM_CHECK(b >= 0 && b < shard_.batch, "gather_prediction: sample ", b, " of a batch of ", shard_.batch);
-    ContextParallel& group = context_parallel();
-    std::vector<float> gathered(size_t(group.size() * chunk));
+    ContextParallel<T>& group = context_parallel();
+    std::vector<T> gathered(size_t(group.size() * chunk));
     copy_to_host(Backend{}, gathered.data() + group.rank() * chunk, acts_.pred + b * chunk, chunk);
     group.all_gather(gathered);
     std::vector<float> rows(size_t((config_.tokens() + 1) * P));
     for (int r = 0; r < group.size(); ++r)
-      std::copy_n(gathered.begin() + r * chunk, shard_.decoder.valid(r) * P,
-                  rows.begin() + shard_.decoder.start(r) * P);
+      for (int64_t i = 0; i < shard_.decoder.valid(r) * P; ++i)
+        rows[size_t(shard_.decoder.start(r) * P + i)] = float(gathered[size_t(r * chunk + i)]);
     return rows;
   }
   // How the last forward() split the sequences (the whole of them on one rank).
@@ -310,8 +316,8 @@ class VitMae {
   // Bytes of the activation arena (sized by the last forward()); the attention policy's workspace
   // is apart (ContextParallel::attention_workspace_bytes).
   int64_t activation_bytes() const { return acts_.bytes(); }
-  // The (unnormalised) target patches of the last forward(), [batch, N, P].
-  const float* target_patches() const { return acts_.patches; }
+  // The (unnormalised) target patches of the last forward(), [batch, N, P], in T.
+  const T* target_patches() const { return acts_.patches; }
 
  private:
   static constexpr double kNormEps = 1e-6;
@@ -328,14 +334,23 @@ class VitMae {
     return host;
   }
 
-  ResidentParams<Backend>& resident() {
+  // Host values as the compute type, in backend memory (the fixed positional embeddings).
+  static Array<T> to_compute(const std::vector<float>& host) {
+    std::vector<T> values(host.size());
+    for (size_t i = 0; i < host.size(); ++i) values[i] = element_from_float<T>(host[i]);
+    Array<T> table(values.size());
+    copy_from_host(Backend{}, table.data(), values.data(), int64_t(values.size()));
+    return table;
+  }
+
+  ResidentParams<Backend, T>& resident() {
     SFM_CHECK(resident_ != nullptr, "this VitMae runs on a sharded ParamStore: it has no resident parameters");
     return *resident_;
   }
 
   // This rank's chunk of the bridge buffer: the decoder embedding of its encoder rows (forward), their
   // gradient (backward).
-  float* bridge_chunk() {
+  T* bridge_chunk() {
     return acts_.bridge + int64_t(shard_.rank) * shard_.batch * shard_.encoder.rows() * config_.decoder_dim;
   }
 
@@ -395,31 +410,31 @@ class VitMae {
   // Views of the packed qkv [B, rows, 3, H, d] as Q, K, V and of the attention output [B, rows, H, d]
   // for this rank's rows of a sequence, with the global shape (sequence length seq.length).
   struct AttentionViews {
-    HeadsView<float> q, k, v, out;
+    HeadsView<T> q, k, v, out;
     AttentionShape shape;
   };
-  static AttentionViews attention_views(float* qkv, float* out, int64_t B, const SequenceBlocks& seq, int64_t dim,
+  static AttentionViews attention_views(T* qkv, T* out, int64_t B, const SequenceBlocks& seq, int64_t dim,
                                         int64_t heads) {
     const int64_t d = dim / heads, R = seq.rows(), L = seq.length;
-    auto part = [&](int64_t which) { return HeadsView<float>{qkv + which * dim, R * 3 * dim, d, 3 * dim}; };
-    return {part(0), part(1), part(2), HeadsView<float>{out, R * dim, d, dim}, AttentionShape{B, heads, L, L, d}};
+    auto part = [&](int64_t which) { return HeadsView<T>{qkv + which * dim, R * 3 * dim, d, 3 * dim}; };
+    return {part(0), part(1), part(2), HeadsView<T>{out, R * dim, d, dim}, AttentionShape{B, heads, L, L, d}};
   }
   // The attention call of a stack's block on those views.
-  static AttentionInputs<float> attention_inputs(const AttentionViews& v, const StackLayout& s) {
+  static AttentionInputs<T> attention_inputs(const AttentionViews& v, const StackLayout& s) {
     return {v.q, v.k, v.v, v.shape, float(std::pow(double(s.dim / s.heads), -0.5))};
   }
 
   // A block's internals from its input a.x_in, everything its backward reads: ln1, qkv, attention
   // output and lse, x_mid = x_in + proj(attention), ln2, fc1, gelu. The block's output,
   // x_mid + fc2(gelu), is the forward's to write (a recomputation does not need it).
-  void block_internals(const StackLayout& s, const BlockOffsets& w, const BlockActivations& a, const GroupSpan& p,
-                       int64_t B, const SequenceBlocks& seq) {
+  void block_internals(const StackLayout& s, const BlockOffsets& w, const BlockActivations<T>& a,
+                       const GroupSpan<T>& p, int64_t B, const SequenceBlocks& seq) {
     const Backend be{};
     const int64_t rows = B * seq.rows(), D = s.dim;
     layernorm_forward(be, a.ln1, a.ln1_mean, a.ln1_rstd, a.x_in, p.at(w.norm1_w), p.at(w.norm1_b), rows, D, kNormEps);
     linear_forward(be, a.qkv, a.ln1, p.at(w.qkv_w), p.at(w.qkv_b), rows, D, 3 * D);
     const AttentionViews v = attention_views(a.qkv, a.attn, B, seq, D, s.heads);
-    context_parallel().forward(AttentionOutputs<float>{v.out, a.lse}, attention_inputs(v, s));
+    context_parallel().forward(AttentionOutputs<T>{v.out, a.lse}, attention_inputs(v, s));
     linear_forward(be, a.x_mid, a.attn, p.at(w.proj_w), p.at(w.proj_b), rows, D, D);
     add_inplace(be, a.x_mid, a.x_in, rows * D);
     layernorm_forward(be, a.ln2, a.ln2_mean, a.ln2_rstd, a.x_mid, p.at(w.norm2_w), p.at(w.norm2_b), rows, D, kNormEps);
@@ -428,15 +443,15 @@ class VitMae {
   }
 
   // x_out = block(x_in) for every block; the output of block i is the input of block i + 1.
-  void stack_forward(const StackLayout& s, StackActivations& acts, int64_t B, const SequenceBlocks& seq) {
+  void stack_forward(const StackLayout& s, StackActivations<T>& acts, int64_t B, const SequenceBlocks& seq) {
     const Backend be{};
     const int64_t rows = B * seq.rows(), D = s.dim;
     for (size_t i = 0; i < s.blocks.size(); ++i) {
       const BlockOffsets& w = s.blocks[i];
-      const BlockActivations& a = acts.blocks[i];
-      const GroupSpan p = store_->acquire_params(s.groups[i]);
+      const BlockActivations<T>& a = acts.blocks[i];
+      const GroupSpan<T> p = store_->acquire_params(s.groups[i]);
       block_internals(s, w, a, p, B, seq);
-      float* x_out = i + 1 < s.blocks.size() ? acts.blocks[i + 1].x_in : acts.out;
+      T* x_out = i + 1 < s.blocks.size() ? acts.blocks[i + 1].x_in : acts.out;
       linear_forward(be, x_out, a.gelu, p.at(w.fc2_w), p.at(w.fc2_b), rows, s.hidden, D);
       add_inplace(be, x_out, a.x_mid, rows * D);
       store_->release_params(s.groups[i]);
@@ -444,15 +459,16 @@ class VitMae {
   }
 
   // On entry d_res holds ∂loss/∂(stack output); on exit ∂loss/∂(stack input).
-  void stack_backward(const StackLayout& s, StackActivations& acts, int64_t B, const SequenceBlocks& seq) {
+  void stack_backward(const StackLayout& s, StackActivations<T>& acts, int64_t B, const SequenceBlocks& seq) {
     const Backend be{};
-    ContextParallel& cp = context_parallel();
-    Activations<Array>& ar = acts_;
+    ContextParallel<T>& cp = context_parallel();
+    Activations<Array, T>& ar = acts_;
     const int64_t rows = B * seq.rows(), D = s.dim;
     for (size_t i = s.blocks.size(); i-- > 0;) {
       const BlockOffsets& w = s.blocks[i];
-      const BlockActivations& a = acts.blocks[i];
-      const GroupSpan p = store_->acquire_params(s.groups[i]), g = store_->acquire_grads(s.groups[i]);
+      const BlockActivations<T>& a = acts.blocks[i];
+      const GroupSpan<T> p = store_->acquire_params(s.groups[i]);
+      const GroupSpan<float> g = store_->acquire_grads(s.groups[i]);
       // The recomputed blocks' shared internals hold the last of them to run forward, the first to
       // run backward; every earlier one recomputes its own.
       if (int64_t(i) + 1 < acts.recomputed) block_internals(s, w, a, p, B, seq);
@@ -464,8 +480,7 @@ class VitMae {
       linear_backward(be, ar.d_small, g.at(w.proj_w), g.at(w.proj_b), ar.d_res, a.attn, p.at(w.proj_w), rows, D, D);
       const AttentionViews v = attention_views(a.qkv, a.attn, B, seq, D, s.heads);
       const AttentionViews dv = attention_views(ar.d_qkv, ar.d_small, B, seq, D, s.heads);
-      cp.backward(AttentionGrads<float>{dv.q, dv.k, dv.v}, dv.out, SavedAttention<float>{v.out, a.lse},
-                  attention_inputs(v, s));
+      cp.backward(AttentionGrads<T>{dv.q, dv.k, dv.v}, dv.out, SavedAttention<T>{v.out, a.lse}, attention_inputs(v, s));
       linear_backward(be, ar.d_small, g.at(w.qkv_w), g.at(w.qkv_b), ar.d_qkv, a.ln1, p.at(w.qkv_w), rows, D, 3 * D);
       layernorm_backward(be, ar.d_res, g.at(w.norm1_w), g.at(w.norm1_b), ar.d_small, a.x_in, a.ln1_mean, a.ln1_rstd,
                          p.at(w.norm1_w), rows, D);
@@ -475,13 +490,13 @@ class VitMae {
 
   ModelConfig config_;
   ParamTable table_;
-  std::unique_ptr<ResidentParams<Backend>> resident_;
-  ParamStore* store_ = nullptr;
+  std::unique_ptr<ResidentParams<Backend, T>> resident_;
+  ParamStore<T>* store_ = nullptr;
   std::vector<float> pos_embed_, decoder_pos_embed_;              // host copies
-  Array<float> pos_embed_table_, decoder_pos_embed_table_;         // what the kernels read
-  Activations<Array> acts_;
-  SingleRank<Backend> single_rank_;
-  ContextParallel* context_ = nullptr;  // null: single_rank_
+  Array<T> pos_embed_table_, decoder_pos_embed_table_;             // what the kernels read
+  Activations<Array, T> acts_;
+  SingleRank<Backend, T> single_rank_;
+  ContextParallel<T>* context_ = nullptr;  // null: single_rank_
   SequenceShard shard_;                 // of the last forward()
   Recompute recompute_;
   // shard_'s index arrays in backend memory.

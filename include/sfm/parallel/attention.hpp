@@ -59,7 +59,7 @@ struct LocalAttention {
 // The context-parallel group of a policy that splits sequences (ring or all_gather) over `cp_comm`,
 // which outlives the group.
 template <KernelBackend Backend, Communicator Comm>
-std::unique_ptr<ContextParallel> make_context_parallel(AttentionKind kind, Comm& cp_comm) {
+std::unique_ptr<ContextParallel<>> make_context_parallel(AttentionKind kind, Comm& cp_comm) {
   SFM_CHECK(kind != AttentionKind::local, "parallel.attention 'local' cannot split a sequence over cp = ",
             cp_comm.size(), " ranks (use ring or all_gather)");
   if (kind == AttentionKind::ring)

@@ -69,7 +69,7 @@ struct ZeroOptions {
 
 template <class Stage, Communicator Comm, KernelBackend Backend>
   requires BackendOrders<Backend, Comm>
-class ZeroOptimizer final : public ParamStore {
+class ZeroOptimizer final : public ParamStore<float> {
   static constexpr int stage = Stage::value;
   using Clock = std::chrono::steady_clock;
   template <class T>
@@ -110,7 +110,7 @@ class ZeroOptimizer final : public ParamStore {
   }
 
   // ParamStore --------------------------------------------------------------------------------
-  GroupSpan acquire_params(int group) override {
+  GroupSpan<float> acquire_params(int group) override {
     const ShardBucket& b = bucket(group);
     if constexpr (stage < 3) {
       return {params_.data() + b.padded_offset, b.begin};
@@ -130,7 +130,7 @@ class ZeroOptimizer final : public ParamStore {
     if constexpr (stage == 3) release_slot(param_slots_, group);
   }
 
-  GroupSpan acquire_grads(int group) override {
+  GroupSpan<float> acquire_grads(int group) override {
     const ShardBucket& b = bucket(group);
     float* buffer;
     if constexpr (stage <= 1) {

@@ -70,8 +70,8 @@ inline void save_model(const std::filesystem::path& path, const ModelConfig& c, 
   write_safetensors(path, checkpoint_entries(c, table, params, pos_embed, decoder_pos_embed), checkpoint_metadata(c));
 }
 
-template <KernelBackend Backend>
-void save_model(const std::filesystem::path& path, VitMae<Backend>& model) {
+template <KernelBackend Backend, Precision Prec>
+void save_model(const std::filesystem::path& path, VitMae<Backend, Prec>& model) {
   const std::vector<float> params = model.params_to_host();
   save_model(path, model.config(), model.table(), params, model.pos_embed(), model.decoder_pos_embed());
 }
@@ -121,8 +121,8 @@ inline CheckpointTensors read_checkpoint_tensors(const SafetensorsFile& file, co
 }
 
 // Loads a checkpoint into a model with resident parameters.
-template <KernelBackend Backend>
-void load_model_weights(VitMae<Backend>& model, const SafetensorsFile& file, const std::string& source) {
+template <KernelBackend Backend, Precision Prec>
+void load_model_weights(VitMae<Backend, Prec>& model, const SafetensorsFile& file, const std::string& source) {
   CheckpointTensors t = read_checkpoint_tensors(file, model.config(), model.table(), source);
   model.params_from_host(t.params);
   model.set_pos_embeds(std::move(t.pos_embed), std::move(t.decoder_pos_embed));

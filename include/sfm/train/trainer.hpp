@@ -356,7 +356,7 @@ class Trainer {
   Mesh<Comm> mesh_;
   VitMae<Backend> model_;
   ZeroOptimizer<Stage, Comm, Backend> zero_;
-  std::unique_ptr<ContextParallel> context_;  // cp > 1: the model's context-parallel group
+  std::unique_ptr<ContextParallel<>> context_;  // cp > 1: the model's context-parallel group
   Array<float> crops_;     // Cuda: the micro-batch's crops on the device
   Array<double> scalars_;  // the scalars of reduce_scalars
   std::string run_id_ = new_run_id();  // trainer.json's "run"; a resumed run keeps its checkpoint's

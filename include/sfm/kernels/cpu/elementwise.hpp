@@ -36,6 +36,13 @@ void copy_elements(Cpu, T* dst, const T* src, int64_t n) {
   std::copy_n(src, n, dst);
 }
 
+// dst[i] = src[i] converted to Dst (fp32 master weights → their bf16 compute copy), in backend memory.
+template <class Dst, class Src>
+void convert_elements(Cpu, Dst* dst, const Src* src, int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) dst[i] = cpu_detail::narrow<Dst>(cpu_detail::wide(src[i]));
+}
+
 // Backend memory ← host memory, and back.
 template <class T>
 void copy_from_host(Cpu, T* backend, const T* host, int64_t n) {

@@ -58,6 +58,20 @@ void copy_elements(Cuda, T* dst, const T* src, int64_t n) {
   SFM_CUDA_CHECK(cudaMemcpyAsync(dst, src, size_t(n) * sizeof(T), cudaMemcpyDeviceToDevice, cuda_context().stream));
 }
 
+// dst[i] = src[i] converted to Dst (fp32 master weights → their bf16 compute copy, rounded to
+// nearest even), device memory, on the compute stream.
+template <class Dst, class Src>
+__global__ void convert_elements_kernel(Dst* dst, const Src* src, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] = cuda_detail::from_f32<Dst>(cuda_detail::to_f32(src[i]));
+}
+template <class Dst, class Src>
+void convert_elements(Cuda, Dst* dst, const Src* src, int64_t n) {
+  if (n <= 0) return;
+  convert_elements_kernel<<<cuda_detail::grid_for(n, 256), 256, 0, cuda_context().stream>>>(dst, src, n);
+  SFM_CUDA_CHECK_LAUNCH();
+}
+
 // Device memory ← host memory, and back (the copy back waits for the compute stream).
 template <class T>
 void copy_from_host(Cuda, T* device, const T* host, int64_t n) {

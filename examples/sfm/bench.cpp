@@ -1,5 +1,5 @@
-// `sfm bench train --config NAME [--backend cpu|cuda] [--precision fp32|tf32] [--steps K] [--batch B]
-// [--warmup W]`: times training steps (forward, backward, clipping, AdamW) of a named model on
+// `sfm bench train --config NAME [--backend cpu|cuda] [--precision P] [--steps K] [--batch B]
+// [--warmup W]` (P: fp32 or bf16 on the CPU, fp32 or tf32 on CUDA): times training steps (forward, backward, clipping, AdamW) of a named model on
 // synthetic crops held in backend memory (train/step_bench.hpp) and prints one JSON object: step
 // ms, samples/s, tokens/s, GFLOP/s (train/flops.hpp), and the peak memory: the process's resident
 // set on the CPU, the device memory held on a GPU.
@@ -15,7 +15,7 @@ namespace sfm::cli {
 
 int run_bench(int argc, char** argv) {
   SFM_CHECK(argc >= 3 && std::string(argv[2]) == "train", "usage: sfm bench train --config NAME [--backend cpu|cuda] ",
-            "[--precision fp32|tf32] [--steps K] [--batch B] [--warmup W]");
+            "[--precision fp32|bf16 (cpu), fp32|tf32 (cuda)] [--steps K] [--batch B] [--warmup W]");
   const Args args = parse_args(argc, argv, 3, {"config", "backend", "precision", "steps", "batch", "warmup"});
   SFM_CHECK(args.positional.empty(), "unexpected argument '", args.positional.empty() ? "" : args.positional[0], "'");
   const BackendKind backend = parse_backend_kind(args.get("backend", "cpu"), "--backend");
@@ -34,11 +34,14 @@ int run_bench(int argc, char** argv) {
     fail("--backend cuda: this sfm was built without CUDA (CMake found no nvcc)");
 #endif
   } else {
-    SFM_CHECK(!args.has("precision"), "--precision applies to --backend cuda (the CPU backend computes in fp32)");
-    result = time_train_steps<Cpu>(config, options).to_json();
+    const PrecisionKind precision = parse_precision_kind(args.get("precision", "fp32"), "--precision");
+    result = (precision == PrecisionKind::bf16 ? time_train_steps<Cpu, Bf16Mixed>(config, options)
+                                               : time_train_steps<Cpu, Fp32>(config, options))
+                 .to_json();
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
     result["backend"] = Cpu::name;
+    result["precision"] = precision_name(precision);
     result["peak_rss_bytes"] = int64_t(usage.ru_maxrss) * 1024;
   }
   result["benchmark"] = "train";

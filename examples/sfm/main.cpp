@@ -29,8 +29,9 @@ constexpr Command commands[] = {
     of a Zarr/MDIO volume, normalised as in training (--normalize robust|standard|none); one JSON line
 )",
      sfm::cli::run_eval},
-    {"bench", R"(bench train --config NAME [--backend cpu|cuda] [--precision fp32|tf32] [--steps K] [--batch B] [--warmup W]
-    time training steps of a named model on synthetic crops; prints JSON
+    {"bench", R"(bench train --config NAME [--backend cpu|cuda] [--precision P] [--steps K] [--batch B] [--warmup W]
+    time training steps of a named model on synthetic crops; prints JSON. P: fp32 or bf16 (mixed
+    precision) on the CPU, fp32 or tf32 (GEMMs on TF32 tensor cores) on CUDA
 )",
      sfm::cli::run_bench},
     {"zarr", R"(zarr info URL [--array NAME]

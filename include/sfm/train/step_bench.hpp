@@ -56,12 +56,12 @@ struct StepBenchResult {
 
 // `options.warmup` untimed steps, then `options.steps` timed ones; each step waits for the backend
 // before its clock stops. Masks differ per step (seeded by the step), the crops stay the same.
-template <KernelBackend Backend>
+template <KernelBackend Backend, Precision Prec = Fp32>
 StepBenchResult time_train_steps(const ModelConfig& config, const StepBenchOptions& options) {
   SFM_CHECK(options.batch >= 1 && options.steps >= 1 && options.warmup >= 0, "train benchmark: batch ",
             options.batch, " and steps ", options.steps, " must be positive, warmup ", options.warmup, " not negative");
   const Backend be{};
-  VitMae<Backend> model(config);
+  VitMae<Backend, Prec> model(config);
   model.init_weights(0);
   AdamW<Backend> optimizer(model.table(), AdamWConfig{});
   const int64_t B = options.batch, N = config.tokens(), K = RandomMask::len_keep(config);

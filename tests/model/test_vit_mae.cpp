@@ -46,6 +46,18 @@ void check_case(const Case& c) {
   const auto result = read_json(dir / "result.json");
   const sfm::ModelConfig config = sfm::model_config_from_json(read_json(dir / "config.json").at("model"));
   sfm::VitMae<sfm::Cpu> model(config);
+  {  // sfm's own fixed sin-cos positional embeddings against the reference's buffers, before the
+     // load replaces them with those
+    const auto weights = sfm::SafetensorsFile::load(dir / "weights.safetensors");
+    for (const auto& [name, mine] : {std::pair{"pos_embed", model.pos_embed()},
+                                     std::pair{"decoder_pos_embed", model.decoder_pos_embed()}}) {
+      const auto ref = weights.tensor_as<float>(name);
+      REQUIRE(ref.span().size() == mine.size());
+      const double diff = sfm::test::max_abs_diff<float, float>(mine, ref.span());
+      INFO(name << ": max |sfm − reference| " << diff);
+      CHECK(diff <= 1e-6);
+    }
+  }
   sfm::load_model_weights(model, sfm::SafetensorsFile::load(dir / "weights.safetensors"), "weights.safetensors");
   const auto volume = sfm::read_npy_as<float>(dir / "volume.npy");
   const auto noise = sfm::read_npy_as<float>(dir / "noise.npy");

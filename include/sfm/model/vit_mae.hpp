@@ -1,9 +1,9 @@
 // VitMae<Backend, Precision>: the 3D ViT masked autoencoder, forward and manual backward, written
 // once against the backend contract (kernels/backend.hpp) and a precision (kernels/precision.hpp:
 // Fp32, the default, or Bf16Mixed: activations, the weights' compute copy and attention in bf16,
-// fp32 master weights, gradients, statistics and loss; the rounding points are the kernels'). The header includes no backend: a program includes
-// the kernels of the backends it instantiates (kernels/cpu/kernels.hpp; kernels/cuda/kernels.cuh
-// in a file nvcc compiles).
+// fp32 master weights, gradients, statistics and loss; the rounding points are the kernels'). The
+// header includes no backend: a program includes the kernels of the backends it instantiates
+// (kernels/cpu/kernels.hpp; kernels/cuda/kernels.cuh in a file nvcc compiles).
 //
 // Conventions are DESIGN.md's (pinned for PyTorch interop): Conv3d patch embedding as a linear layer
 // on patch rows, fixed sin-cos positional embeddings added before masking, cls token, pre-norm

@@ -18,6 +18,12 @@ __global__ void add_inplace_kernel(T* y, const T* x, int64_t n) {
     y[i] = from_f32<T>(to_f32(y[i]) + to_f32(x[i]));
 }
 
+template <class Dst, class Src>
+__global__ void convert_elements_kernel(Dst* dst, const Src* src, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] = from_f32<Dst>(to_f32(src[i]));
+}
+
 // Σx² of a slice per block, in double, in a fixed order (strided per thread, then a tree over the
 // block's threads); the host adds the block partials in block order. No atomics: reproducible.
 constexpr int kNormThreads = 256;
@@ -61,14 +67,9 @@ void copy_elements(Cuda, T* dst, const T* src, int64_t n) {
 // dst[i] = src[i] converted to Dst (fp32 master weights → their bf16 compute copy, rounded to
 // nearest even), device memory, on the compute stream.
 template <class Dst, class Src>
-__global__ void convert_elements_kernel(Dst* dst, const Src* src, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    dst[i] = cuda_detail::from_f32<Dst>(cuda_detail::to_f32(src[i]));
-}
-template <class Dst, class Src>
 void convert_elements(Cuda, Dst* dst, const Src* src, int64_t n) {
   if (n <= 0) return;
-  convert_elements_kernel<<<cuda_detail::grid_for(n, 256), 256, 0, cuda_context().stream>>>(dst, src, n);
+  cuda_detail::convert_elements_kernel<<<cuda_detail::grid_for(n, 256), 256, 0, cuda_context().stream>>>(dst, src, n);
   SFM_CUDA_CHECK_LAUNCH();
 }
 

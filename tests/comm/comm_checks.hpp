@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "sfm/comm/communicator.hpp"
+#include "sfm/core/bf16.hpp"
 
 namespace sfm::test {
 
@@ -48,10 +49,39 @@ struct Expect {
   }
 };
 
+// x as an element of type T (bf16 has no conversion from integers; small ones are exact in it).
+template <class T>
+T element(long x) {
+  if constexpr (std::same_as<T, bf16>)
+    return to_bf16(float(x));
+  else
+    return T(x);
+}
+
+// Equality of elements; bf16 (which has no operator==) compares its bits.
+template <class T>
+bool same_element(T a, T b) {
+  if constexpr (std::same_as<T, bf16>)
+    return a.bits == b.bits;
+  else
+    return a == b;
+}
+
+template <class T>
+bool same_elements(const std::vector<T>& a, const std::vector<T>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), same_element<T>);
+}
+
+// Whether C offers a reduction of bf16 elements: it must not (gradients reduce in fp32).
+template <class C>
+concept ReducesBf16 = requires(C& c, std::span<bf16> h, std::span<const bf16> ch) {
+  c.all_reduce(h);
+} || requires(C& c, std::span<bf16> h, std::span<const bf16> ch) { c.reduce_scatter(ch, h); };
+
 // Rank r's element i: a small integer in [-8, 8], exact in every element type.
 template <class T>
 T value(int rank, std::size_t i) {
-  return T(long((rank + 1) * 7 + i * 3) % 17 - 8);
+  return element<T>(long((rank + 1) * 7 + i * 3) % 17 - 8);
 }
 
 template <class T>
@@ -73,7 +103,7 @@ std::vector<T> values(int rank, std::size_t n, std::size_t offset = 0) {
 template <class T, class Want>
 long first_mismatch(std::span<const T> got, Want want) {
   for (std::size_t i = 0; i < got.size(); ++i)
-    if (got[i] != want(i)) return long(i);
+    if (!same_element(got[i], want(i))) return long(i);
   return -1;
 }
 
@@ -106,7 +136,7 @@ void check_reduce_scatter(C& comm, Expect& expect, std::size_t m, bool in_place)
 template <class T, class C>
 void check_all_gather(C& comm, Expect& expect, std::size_t m, bool in_place) {
   const int P = comm.size(), r = comm.rank();
-  std::vector<T> out(P * m, T(-99)), separate = values<T>(r, m, r * m);
+  std::vector<T> out(P * m, element<T>(-99)), separate = values<T>(r, m, r * m);
   if (in_place) std::copy(separate.begin(), separate.end(), out.begin() + r * m);
   std::span<const T> in = in_place ? std::span<const T>(out).subspan(r * m, m) : std::span<const T>(separate);
   comm.all_gather(in, std::span(out));
@@ -119,7 +149,7 @@ void check_broadcast(C& comm, Expect& expect, std::size_t n) {
   for (int root = 0; root < comm.size(); ++root) {
     std::vector<T> data = values<T>(comm.rank(), n);
     comm.broadcast(std::span(data), root);
-    expect(data == values<T>(root, n), "broadcast n=", n, " from root ", root);
+    expect(same_elements(data, values<T>(root, n)), "broadcast n=", n, " from root ", root);
   }
 }
 
@@ -129,14 +159,14 @@ void check_ring(C& comm, Expect& expect, std::size_t n, int step, bool async) {
   const int P = comm.size(), r = comm.rank();
   const int dest = ((r + step) % P + P) % P, source = ((r - step) % P + P) % P;
   const std::vector<T> send = values<T>(r, n);
-  std::vector<T> recv(n, T(-99));
+  std::vector<T> recv(n, element<T>(-99));
   if (async) {
     auto handle = comm.send_recv_async(std::span(send), dest, std::span(recv), source);
     handle.wait();
   } else {
     comm.send_recv(std::span(send), dest, std::span(recv), source);
   }
-  expect(recv == values<T>(source, n), "send_recv n=", n, " step ", step, async ? " async" : "");
+  expect(same_elements(recv, values<T>(source, n)), "send_recv n=", n, " step ", step, async ? " async" : "");
 }
 
 template <class C>
@@ -155,16 +185,19 @@ void check_collectives(C& comm, Expect& expect) {
       check_all_gather<float>(comm, expect, m, in_place);
       check_all_gather<double>(comm, expect, m, in_place);
       check_all_gather<std::int64_t>(comm, expect, m, in_place);
+      check_all_gather<bf16>(comm, expect, m, in_place);
     }
   }
   for (std::size_t n : {1, 13, 1001}) {
     check_broadcast<float>(comm, expect, n);
     check_broadcast<std::int64_t>(comm, expect, n);
+    check_broadcast<bf16>(comm, expect, n);
   }
   for (std::size_t n : {0, 11, 1001})
     for (int step : {1, -1, 2})
       for (bool async : {false, true}) check_ring<float>(comm, expect, n, step, async);
   check_ring<double>(comm, expect, 5, 1, false);
+  check_ring<bf16>(comm, expect, 1001, 1, true);
   comm.barrier();
 }
 

@@ -16,6 +16,8 @@ void report(const MpiComm& comm, const sfm::test::Expect& expect) {
 
 }  // namespace
 
+static_assert(!sfm::test::ReducesBf16<sfm::MpiComm>, "bf16 moves but never reduces (gradients reduce in fp32)");
+
 TEST_CASE("MpiComm passes the communicator checks") {
   MpiComm comm = MpiComm::world();
   int world_size = 0;

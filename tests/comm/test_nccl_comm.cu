@@ -124,6 +124,28 @@ void check_collectives(NcclComm& comm) {
   }
 }
 
+// bf16 moves as ncclBfloat16 (all_gather, broadcast, send_recv; it never reduces, ReducesBf16).
+void check_bf16_moves(NcclComm& comm) {
+  using sfm::bf16, sfm::test::same_elements;
+  const int P = comm.size(), r = comm.rank();
+  const std::size_t n = 1003, m = 257;
+  DeviceArray<bf16> in(values<bf16>(r, m, r * m)), out(P * m);
+  comm.all_gather(sfm::const_span<bf16>(in.span()), out.span());
+  std::vector<bf16> want(P * m);
+  for (std::size_t i = 0; i < P * m; ++i) want[i] = value<bf16>(int(i / m), i);
+  REQUIRE(same_elements(out.download(), want));
+  for (int root = 0; root < P; ++root) {
+    DeviceArray<bf16> data(values<bf16>(r, n));
+    comm.broadcast(data.span(), root);
+    REQUIRE(same_elements(data.download(), values<bf16>(root, n)));
+  }
+  DeviceArray<bf16> send(values<bf16>(r, n)), recv(n);
+  comm.send_recv(sfm::const_span<bf16>(send.span()), (r + 1) % P, recv.span(), (r + P - 1) % P);
+  REQUIRE(same_elements(recv.download(), values<bf16>((r + P - 1) % P, n)));
+}
+
+static_assert(!sfm::test::ReducesBf16<NcclComm>);
+
 }  // namespace
 
 TEST_CASE("NcclComm collectives against host references") {
@@ -131,6 +153,7 @@ TEST_CASE("NcclComm collectives against host references") {
   check_collectives<float>(*world.comm);
   check_collectives<double>(*world.comm);
   check_collectives<std::int64_t>(*world.comm);
+  check_bf16_moves(*world.comm);
   world.comm->barrier();
 }
 

@@ -5,6 +5,8 @@
 
 static_assert(sfm::Communicator<sfm::SerialComm>);
 
+static_assert(!sfm::test::ReducesBf16<sfm::SerialComm>, "bf16 moves but never reduces (gradients reduce in fp32)");
+
 TEST_CASE("SerialComm passes the communicator checks") {
   sfm::SerialComm comm;
   CHECK(comm.rank() == 0);

@@ -32,6 +32,8 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
+static_assert(!sfm::test::ReducesBf16<sfm::ThreadComm>, "bf16 moves but never reduces (gradients reduce in fp32)");
+
 TEST_CASE("ThreadComm passes the communicator checks for P = 1..4") {
   for (int P = 1; P <= 4; ++P) {
     INFO("P = " << P);

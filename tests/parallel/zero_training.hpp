@@ -1,6 +1,7 @@
 // A small data-parallel training run used by the ZeRO tests (ThreadComm and MPI alike): every rank
 // trains VitMae on its share of a fixed global batch, in micro-batches, through a ZeroOptimizer;
-// and the plain single-rank run on the whole global batch that it must equal.
+// and the plain single-rank run on the whole global batch that it must equal. Both at either
+// precision (Fp32, Bf16Mixed: kernels/precision.hpp).
 #pragma once
 
 #include <cmath>
@@ -47,7 +48,8 @@ inline double global_hidden(const ModelConfig& c, const ZeroRun& run) {
 }
 
 // One rank's forward/backward passes of step `step`; returns this rank's share of the loss.
-inline double zero_rank_passes(VitMae<Cpu>& model, const ZeroRun& run, int step, int rank, int ranks) {
+template <class Prec>
+double zero_rank_passes(VitMae<Cpu, Prec>& model, const ZeroRun& run, int step, int rank, int ranks) {
   const ModelConfig& c = model.config();
   const int per_rank = run.global_batch / ranks, micro = per_rank / run.micro_batches;
   double loss = 0;
@@ -62,10 +64,10 @@ inline double zero_rank_passes(VitMae<Cpu>& model, const ZeroRun& run, int step,
 
 // Trains `run.steps` steps with ZeRO stage `Stage` on `comm`; returns the final full parameters and
 // fills `losses` with the global loss of each step (summed over ranks).
-template <int Stage, class Comm>
+template <int Stage, class Prec = Fp32, class Comm>
 std::vector<float> train_zero(Comm& comm, const ZeroRun& run, std::vector<double>* losses = nullptr) {
-  VitMae<Cpu> model(zero_test_config(), /*resident=*/false);
-  ZeroOptimizer<ZeroStage<Stage>, Comm, sfm::Cpu> zero(model.table(), comm);
+  VitMae<Cpu, Prec> model(zero_test_config(), /*resident=*/false);
+  ZeroOptimizer<ZeroStage<Stage>, Comm, sfm::Cpu, Prec> zero(model.table(), comm);
   model.use_param_store(zero);
   model.set_recompute(run.recompute);
   zero.init_params(run.seed);
@@ -80,8 +82,9 @@ std::vector<float> train_zero(Comm& comm, const ZeroRun& run, std::vector<double
 }
 
 // The plain path: one rank, the whole global batch in one forward, the resident model and AdamW.
-inline std::vector<float> train_single_rank(const ZeroRun& run, std::vector<double>* losses = nullptr) {
-  VitMae<Cpu> model(zero_test_config());
+template <class Prec = Fp32>
+std::vector<float> train_single_rank(const ZeroRun& run, std::vector<double>* losses = nullptr) {
+  VitMae<Cpu, Prec> model(zero_test_config());
   model.init_weights(run.seed);
   AdamW<Cpu> optimizer(model.table(), AdamWConfig{});
   for (int step = 0; step < run.steps; ++step) {

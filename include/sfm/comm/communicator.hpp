@@ -1,6 +1,11 @@
 // The Communicator concept and what every communicator shares: ReduceOp, the element types,
 // CommStats with its traffic model, and the argument checks that turn bad use into sfm::Error.
 //
+// Element types: float, double, int32, int64 and bf16 move (all_gather, broadcast, send_recv);
+// only the first four reduce (all_reduce, reduce_scatter). bf16 is there for the mixed-precision
+// parameter gathers: gradients reduce in fp32, so a bf16 reduction is a compile error, not a
+// silently lossy sum.
+//
 // A communicator is a group of `size()` ranks; this object is rank `rank()`. Collectives take spans
 // of the communicator's memory (host for Serial/Thread/MPI, device for NCCL) and must be called by
 // every rank in the same order with matching sizes; send_recv pairs with the peers' send_recv.
@@ -32,6 +37,7 @@
 #include <span>
 #include <type_traits>
 
+#include "sfm/core/bf16.hpp"
 #include "sfm/core/error.hpp"
 
 namespace sfm {
@@ -43,12 +49,14 @@ enum class ReduceOp { sum, max };
 template <class T>
 using const_span = std::span<const std::type_identity_t<T>>;
 
-// The element types every communicator supports.
+// The element types every communicator reduces, and those it moves (the reducible ones and bf16).
 template <class T>
-concept CommElement = std::same_as<T, float> || std::same_as<T, double> || std::same_as<T, std::int32_t> ||
+concept ReducibleElement = std::same_as<T, float> || std::same_as<T, double> || std::same_as<T, std::int32_t> ||
     std::same_as<T, std::int64_t>;
+template <class T>
+concept CommElement = ReducibleElement<T> || std::same_as<T, bf16>;
 
-enum class ElementKind { f32, f64, i32, i64 };
+enum class ElementKind { f32, f64, i32, i64, bf16 };
 
 template <CommElement T>
 constexpr ElementKind element_kind() {
@@ -58,8 +66,10 @@ constexpr ElementKind element_kind() {
     return ElementKind::f64;
   else if constexpr (std::same_as<T, std::int32_t>)
     return ElementKind::i32;
-  else
+  else if constexpr (std::same_as<T, std::int64_t>)
     return ElementKind::i64;
+  else
+    return ElementKind::bf16;
 }
 
 constexpr const char* element_name(ElementKind kind) {
@@ -72,6 +82,8 @@ constexpr const char* element_name(ElementKind kind) {
       return "int32";
     case ElementKind::i64:
       return "int64";
+    case ElementKind::bf16:
+      return "bf16";
   }
   return "?";
 }
@@ -93,7 +105,7 @@ concept CommHandle =
 template <class C>
 concept Communicator = std::movable<C> && CommHandle<typename C::Handle> &&
     requires(C& c, const C& cc, std::span<float> f, std::span<const float> cf, std::span<std::int64_t> i,
-             std::span<const std::int64_t> ci, int k) {
+             std::span<const std::int64_t> ci, std::span<bf16> h, std::span<const bf16> ch, int k) {
   { cc.rank() } -> std::same_as<int>;
   { cc.size() } -> std::same_as<int>;
   c.all_reduce(f, ReduceOp::sum);
@@ -102,14 +114,17 @@ concept Communicator = std::movable<C> && CommHandle<typename C::Handle> &&
   c.reduce_scatter(cf, f);
   c.all_gather(cf, f);
   c.all_gather(ci, i);
+  c.all_gather(ch, h);
   c.broadcast(f, k);
   c.send_recv(cf, k, f, k);
+  c.send_recv(ch, k, h, k);
   c.barrier();
   { c.split(k, k) } -> std::same_as<C>;
   { c.all_reduce_async(f, ReduceOp::sum) } -> std::same_as<typename C::Handle>;
   { c.all_reduce_async(cf, f, ReduceOp::sum) } -> std::same_as<typename C::Handle>;
   { c.reduce_scatter_async(cf, f) } -> std::same_as<typename C::Handle>;
   { c.all_gather_async(cf, f) } -> std::same_as<typename C::Handle>;
+  { c.all_gather_async(ch, h) } -> std::same_as<typename C::Handle>;
   { c.send_recv_async(cf, k, f, k) } -> std::same_as<typename C::Handle>;
   { cc.stats() } -> std::same_as<const CommStats&>;
   c.reset_stats();
@@ -185,15 +200,15 @@ inline void check_split(const char* who, int color) {
 template <class Derived>
 class AsyncCollectives {
  public:
-  template <CommElement T>
+  template <ReducibleElement T>
   void all_reduce(std::span<T> inout, ReduceOp op = ReduceOp::sum) {
     self().all_reduce_async(inout, op).wait();
   }
-  template <CommElement T>
+  template <ReducibleElement T>
   void all_reduce(const_span<T> in, std::span<T> out, ReduceOp op = ReduceOp::sum) {
     self().all_reduce_async(in, out, op).wait();
   }
-  template <CommElement T>
+  template <ReducibleElement T>
   void reduce_scatter(const_span<T> in, std::span<T> out) {
     self().reduce_scatter_async(in, out).wait();
   }
@@ -205,7 +220,7 @@ class AsyncCollectives {
   void send_recv(const_span<T> send, int dest, std::span<T> recv, int source) {
     self().send_recv_async(send, dest, recv, source).wait();
   }
-  template <CommElement T>
+  template <ReducibleElement T>
   auto all_reduce_async(std::span<T> inout, ReduceOp op = ReduceOp::sum) {
     return self().all_reduce_async(const_span<T>(inout), inout, op);
   }

@@ -49,8 +49,10 @@ MPI_Datatype datatype() {
     return MPI_DOUBLE;
   else if constexpr (std::same_as<T, std::int32_t>)
     return MPI_INT32_T;
-  else
+  else if constexpr (std::same_as<T, std::int64_t>)
     return MPI_INT64_T;
+  else
+    return MPI_UINT16_T;  // bf16: moved as its 16 bits, never reduced (ReducibleElement)
 }
 
 inline MPI_Op reduction(ReduceOp op) { return op == ReduceOp::sum ? MPI_SUM : MPI_MAX; }
@@ -186,7 +188,7 @@ class MpiComm : public AsyncCollectives<MpiComm> {
 
   using AsyncCollectives<MpiComm>::all_reduce_async;
 
-  template <CommElement T>
+  template <ReducibleElement T>
   Handle all_reduce_async(const_span<T> in, std::span<T> out, ReduceOp op = ReduceOp::sum) {
     comm_detail::check_all_reduce<T>(name, in, out);
     comm_traffic::record(stats_, comm_traffic::all_reduce(out.size_bytes(), size_));
@@ -199,7 +201,7 @@ class MpiComm : public AsyncCollectives<MpiComm> {
     return handle;
   }
 
-  template <CommElement T>
+  template <ReducibleElement T>
   Handle reduce_scatter_async(const_span<T> in, std::span<T> out) {
     comm_detail::check_reduce_scatter<T>(name, in, out, rank_, size_);
     comm_traffic::record(stats_, comm_traffic::reduce_scatter(in.size_bytes(), size_));

@@ -45,8 +45,10 @@ ncclDataType_t datatype() {
     return ncclFloat64;
   else if constexpr (std::same_as<T, std::int32_t>)
     return ncclInt32;
-  else
+  else if constexpr (std::same_as<T, std::int64_t>)
     return ncclInt64;
+  else
+    return ncclBfloat16;
 }
 
 inline ncclRedOp_t reduction(ReduceOp op) { return op == ReduceOp::sum ? ncclSum : ncclMax; }
@@ -144,7 +146,7 @@ class NcclComm : public AsyncCollectives<NcclComm> {
   using AsyncCollectives<NcclComm>::all_reduce_async;
 
   // NCCL takes in == out as in place.
-  template <CommElement T>
+  template <ReducibleElement T>
   Handle all_reduce_async(const_span<T> in, std::span<T> out, ReduceOp op = ReduceOp::sum) {
     comm_detail::check_all_reduce<T>(name, in, out);
     comm_traffic::record(stats_, comm_traffic::all_reduce(out.size_bytes(), size_));
@@ -154,7 +156,7 @@ class NcclComm : public AsyncCollectives<NcclComm> {
     return Handle(stream_);
   }
   // NCCL takes out == in + rank·m as in place.
-  template <CommElement T>
+  template <ReducibleElement T>
   Handle reduce_scatter_async(const_span<T> in, std::span<T> out) {
     comm_detail::check_reduce_scatter<T>(name, in, out, rank_, size_);
     comm_traffic::record(stats_, comm_traffic::reduce_scatter(in.size_bytes(), size_));

@@ -29,18 +29,18 @@ class SerialComm {
   int rank() const { return 0; }
   int size() const { return 1; }
 
-  template <CommElement T>
+  template <ReducibleElement T>
   void all_reduce(std::span<T> inout, ReduceOp = ReduceOp::sum) {
     comm_traffic::record(stats_, 0);
     (void)inout;
   }
-  template <CommElement T>
+  template <ReducibleElement T>
   void all_reduce(const_span<T> in, std::span<T> out, ReduceOp = ReduceOp::sum) {
     comm_detail::check_all_reduce<T>(name, in, out);
     comm_traffic::record(stats_, 0);
     copy(in, out);
   }
-  template <CommElement T>
+  template <ReducibleElement T>
   void reduce_scatter(const_span<T> in, std::span<T> out) {
     comm_detail::check_reduce_scatter<T>(name, in, out, 0, 1);
     comm_traffic::record(stats_, 0);
@@ -66,17 +66,17 @@ class SerialComm {
     copy(send, recv);
   }
 
-  template <CommElement T>
+  template <ReducibleElement T>
   Handle all_reduce_async(std::span<T> inout, ReduceOp op = ReduceOp::sum) {
     all_reduce(inout, op);
     return {};
   }
-  template <CommElement T>
+  template <ReducibleElement T>
   Handle all_reduce_async(const_span<T> in, std::span<T> out, ReduceOp op = ReduceOp::sum) {
     all_reduce(in, out, op);
     return {};
   }
-  template <CommElement T>
+  template <ReducibleElement T>
   Handle reduce_scatter_async(const_span<T> in, std::span<T> out) {
     reduce_scatter(in, out);
     return {};

@@ -113,7 +113,7 @@ class ThreadComm : public AsyncCollectives<ThreadComm> {
 
   using AsyncCollectives<ThreadComm>::all_reduce_async;
 
-  template <CommElement T>
+  template <ReducibleElement T>
   Handle all_reduce_async(const_span<T> in, std::span<T> out, ReduceOp op = ReduceOp::sum) {
     comm_detail::check_all_reduce<T>(name, in, out);
     comm_traffic::record(stats_, comm_traffic::all_reduce(out.size_bytes(), size()));
@@ -128,7 +128,7 @@ class ThreadComm : public AsyncCollectives<ThreadComm> {
     });
   }
 
-  template <CommElement T>
+  template <ReducibleElement T>
   Handle reduce_scatter_async(const_span<T> in, std::span<T> out) {
     comm_detail::check_reduce_scatter<T>(name, in, out, rank_, size());
     comm_traffic::record(stats_, comm_traffic::reduce_scatter(in.size_bytes(), size()));

@@ -11,6 +11,7 @@
 #include <span>
 #include <vector>
 
+#include "sfm/core/bf16.hpp"
 #include "sfm/core/error.hpp"
 #include "sfm/kernels/adamw_hyper.hpp"
 #include "sfm/kernels/backend.hpp"
@@ -39,17 +40,15 @@ class AdamW {
   // One step on params[begin, end) with grads[begin, end) (both spans cover exactly the range),
   // gradients scaled by grad_scale (the clipping coefficient).
   void step(std::span<float> params, std::span<const float> grads, double lr, double grad_scale = 1.0) {
-    SFM_CHECK(int64_t(params.size()) == end_ - begin_ && params.size() == grads.size(),
-              "AdamW::step: spans do not match the optimizer's range");
-    ++steps_;
-    for (const ParamInfo& p : table_->entries()) {
-      const int64_t lo = std::max(begin_, p.offset), hi = std::min(end_, p.offset + p.numel);
-      if (lo >= hi) continue;
-      AdamWHyper h{lr, config_.beta1, config_.beta2, config_.eps, p.weight_decay ? config_.weight_decay : 0.0,
-                   steps_, grad_scale};
-      const int64_t at = lo - begin_;
-      adamw_update(Backend{}, params.data() + at, grads.data() + at, m_.data() + at, v_.data() + at, hi - lo, h);
-    }
+    update(params, grads, lr, grad_scale, nullptr);
+  }
+
+  // The same step on fp32 master weights, also writing their bf16 compute copy (Bf16Mixed), which
+  // covers the same range.
+  void step(std::span<float> params, std::span<const float> grads, double lr, double grad_scale,
+            std::span<bf16> compute_copy) {
+    SFM_CHECK(compute_copy.size() == params.size(), "AdamW::step: the compute copy does not match the parameters");
+    update(params, grads, lr, grad_scale, compute_copy.data());
   }
 
   int64_t steps() const { return steps_; }
@@ -60,6 +59,25 @@ class AdamW {
   int64_t state_bytes() const { return int64_t((m_.size() + v_.size()) * sizeof(float)); }
 
  private:
+  // compute_copy: nullptr, or the bf16 copy written beside the updated parameters.
+  void update(std::span<float> params, std::span<const float> grads, double lr, double grad_scale, bf16* compute_copy) {
+    SFM_CHECK(int64_t(params.size()) == end_ - begin_ && params.size() == grads.size(),
+              "AdamW::step: spans do not match the optimizer's range");
+    ++steps_;
+    for (const ParamInfo& p : table_->entries()) {
+      const int64_t lo = std::max(begin_, p.offset), hi = std::min(end_, p.offset + p.numel);
+      if (lo >= hi) continue;
+      AdamWHyper h{lr, config_.beta1, config_.beta2, config_.eps, p.weight_decay ? config_.weight_decay : 0.0,
+                   steps_, grad_scale};
+      const int64_t at = lo - begin_;
+      if (compute_copy)
+        adamw_update(Backend{}, params.data() + at, grads.data() + at, m_.data() + at, v_.data() + at, hi - lo, h,
+                     compute_copy + at);
+      else
+        adamw_update(Backend{}, params.data() + at, grads.data() + at, m_.data() + at, v_.data() + at, hi - lo, h);
+    }
+  }
+
   const ParamTable* table_;
   AdamWConfig config_;
   int64_t begin_, end_;

@@ -1,5 +1,5 @@
-// ZeroOptimizer<ZeroStage<k>, Comm, Backend>: sharded data-parallel AdamW (ZeRO stages 0–3) as a
-// ParamStore.
+// ZeroOptimizer<ZeroStage<k>, Comm, Backend, Precision>: sharded data-parallel AdamW (ZeRO stages
+// 0–3) as a ParamStore.
 //
 // The model asks this store for each parameter group's parameters and gradient buffer; the store
 // decides where they live and reduces gradients as soon as a group's backward is done, overlapping
@@ -19,6 +19,13 @@
 // communicator whose reductions sum in rank order (ThreadComm), all stages therefore produce the
 // same bits, which the tests check.
 //
+// Precision (kernels/precision.hpp): Fp32 hands the model the fp32 parameters themselves. Bf16Mixed
+// keeps fp32 master weights and moments where the stage puts them (stage 0 whole, stages 1–3 only
+// this rank's chunk) and a bf16 compute copy the model reads (stages 0–2 whole, stage 3 the chunk);
+// AdamW writes the compute copy as it updates the master, and every parameter gather (stages 1–2
+// after the step, stage 3 per group) moves bf16: half the fp32 bytes. Gradients accumulate,
+// reduce and clip in fp32 at every precision, so the stages still agree bit for bit.
+//
 // Backend (kernels/backend.hpp): where the buffers live and which kernels touch them. Cpu with a
 // host-memory communicator (Serial, Thread, MPI); Cuda with NcclComm, whose collectives run on their own stream:
 // order_after_compute() makes each collective start after the kernels that wrote its input, and
@@ -37,6 +44,7 @@
 #include "sfm/comm/communicator.hpp"
 #include "sfm/core/error.hpp"
 #include "sfm/kernels/backend.hpp"
+#include "sfm/kernels/precision.hpp"
 #include "sfm/model/init.hpp"
 #include "sfm/model/param_store.hpp"
 #include "sfm/optim/adamw.hpp"
@@ -46,14 +54,15 @@
 
 namespace sfm {
 
-// Bytes one rank holds (fp32 everywhere, on either backend).
+// Bytes one rank holds (on either backend).
 struct ZeroMemory {
-  int64_t parameters = 0;  // parameter storage (full, or the shard in stage 3)
-  int64_t gradients = 0;   // the gradient accumulator (full in stage 0, the shard otherwise)
-  int64_t optimizer = 0;   // AdamW moments
-  int64_t buffers = 0;     // per-micro-batch gradient buffer or slots, parameter gather slots
+  int64_t parameters = 0;    // fp32 parameters (master weights under Bf16Mixed): full, or the shard
+  int64_t compute_copy = 0;  // Bf16Mixed: the bf16 copy the model reads (0 under Fp32)
+  int64_t gradients = 0;     // the fp32 gradient accumulator (full in stage 0, the shard otherwise)
+  int64_t optimizer = 0;     // AdamW moments
+  int64_t buffers = 0;       // per-micro-batch gradient buffer or slots, parameter gather slots
 
-  int64_t total() const { return parameters + gradients + optimizer + buffers; }
+  int64_t total() const { return parameters + compute_copy + gradients + optimizer + buffers; }
 };
 
 // The unsharded training state, in the flat (unpadded) layout: independent of the world size.
@@ -67,27 +76,34 @@ struct ZeroOptions {
   bool overlap = true;  // false: wait for each bucket's reduction right after launching it
 };
 
-template <class Stage, Communicator Comm, KernelBackend Backend>
-  requires BackendOrders<Backend, Comm>
-class ZeroOptimizer final : public ParamStore<float> {
+template <class Stage, Communicator Comm, KernelBackend Backend, Precision Prec = Fp32>
+  requires BackendOrders<Backend, Comm> && ComputesIn<Backend, typename Prec::Compute>
+class ZeroOptimizer final : public ParamStore<typename Prec::Compute> {
   static constexpr int stage = Stage::value;
+  using T = typename Prec::Compute;  // what the model reads: float, or bf16 under Bf16Mixed
+  // Bf16Mixed: the compute copy is an array of its own beside the fp32 master.
+  static constexpr bool separate_copy = !std::is_same_v<T, float>;
+  // The master weights cover whole buckets (stage 0; and stages 1–2 in fp32, where they are also
+  // what is gathered), or only this rank's chunk of each.
+  static constexpr bool full_master = stage == 0 || (stage < 3 && !separate_copy);
   using Clock = std::chrono::steady_clock;
-  template <class T>
-  using Array = typename Backend::template Array<T>;
+  template <class E>
+  using Array = typename Backend::template Array<E>;
 
  public:
   ZeroOptimizer(const ParamTable& table, Comm& comm, ZeroOptions options = {})
       : table_(&table), comm_(&comm), options_(options), layout_(table, comm.size(), comm.rank()) {
-    const int64_t owned_params = stage == 3 ? layout_.shard_size() : layout_.padded_size();
-    params_.assign(size_t(owned_params), 0.0f);
-    accumulated_.assign(size_t(stage == 0 ? layout_.padded_size() : layout_.shard_size()), 0.0f);
+    const int64_t full = layout_.padded_size(), shard = layout_.shard_size();
+    master_.assign(size_t(full_master ? full : shard), 0.0f);
+    if constexpr (separate_copy) compute_.assign(size_t(stage < 3 ? full : shard), element_from_float<T>(0.0f));
+    accumulated_.assign(size_t(stage == 0 ? full : shard), 0.0f);
     int64_t largest = 0;
     for (const ShardBucket& b : layout_.buckets()) largest = std::max(largest, b.padded_size);
     if (stage <= 1)
-      full_grads_.assign(size_t(layout_.padded_size()), 0.0f);
+      full_grads_.assign(size_t(full), 0.0f);
     else
-      grad_slots_ = make_slots(largest);
-    if (stage == 3) param_slots_ = make_slots(largest);
+      grad_slots_ = make_slots<float>(largest);
+    if (stage == 3) param_slots_ = make_slots<T>(largest);
     for (const ShardBucket& b : layout_.buckets())
       if (stage == 0)
         adamw_.emplace_back(table, options_.adamw, b.begin, b.end);
@@ -102,25 +118,25 @@ class ZeroOptimizer final : public ParamStore<float> {
   // DESIGN.md initialisation of the parameters this rank stores (equal to the single-rank init).
   void init_params(uint64_t seed) {
     std::vector<float> host;
-    for_each_owned_range([&](int64_t begin, int64_t end, float* out) {
+    for_each_stored_range([&](int64_t begin, int64_t end) {
       host.resize(size_t(end - begin));
       init_param_range(*table_, seed, begin, end, host.data());
-      copy_from_host(Backend{}, out, host.data(), end - begin);
+      return host.data();
     });
   }
 
   // ParamStore --------------------------------------------------------------------------------
-  GroupSpan<float> acquire_params(int group) override {
+  GroupSpan<T> acquire_params(int group) override {
     const ShardBucket& b = bucket(group);
     if constexpr (stage < 3) {
-      return {params_.data() + b.padded_offset, b.begin};
+      return {full_compute(b), b.begin};
     } else {
       const int s = take_slot(param_slots_, group, /*complete_pending=*/false);
-      float* full = param_slots_[size_t(s)].values.data();
-      copy_elements(Backend{}, full + rank() * b.chunk, params_.data() + b.shard_offset, b.chunk);
+      T* full = param_slots_[size_t(s)].values.data();
+      copy_elements(Backend{}, full + rank() * b.chunk, owned_compute(b), b.chunk);
       order_after_compute(Backend{}, *comm_);
-      auto gathered = comm_->all_gather_async(std::span<const float>(full + rank() * b.chunk, size_t(b.chunk)),
-                                              std::span<float>(full, size_t(b.padded_size)));
+      auto gathered = comm_->all_gather_async(std::span<const T>(full + rank() * b.chunk, size_t(b.chunk)),
+                                              std::span<T>(full, size_t(b.padded_size)));
       finish_collective(Backend{}, gathered);
       return {full, b.begin};
     }
@@ -161,8 +177,8 @@ class ZeroOptimizer final : public ParamStore<float> {
 
   // Optimizer step --------------------------------------------------------------------------
   // Completes the reductions, clips by the global gradient norm (max_norm <= 0: no clipping),
-  // applies AdamW to the owned parameters, all-gathers them (stages 1–2) and clears the
-  // accumulated gradients. Returns the global norm before clipping. A non-finite norm (the same on
+  // applies AdamW to the owned parameters (writing their compute copy under Bf16Mixed), all-gathers
+  // the compute copy (stages 1–2) and clears the accumulated gradients. Returns the global norm before clipping. A non-finite norm (the same on
   // every rank) applies nothing: parameters, moments and steps() stay as they were, the gradients
   // are dropped, and the caller decides whether to go on.
   double step(double lr, double max_norm) {
@@ -176,22 +192,20 @@ class ZeroOptimizer final : public ParamStore<float> {
     const auto& buckets = layout_.buckets();
     for (size_t k = 0; k < buckets.size(); ++k) {
       const ShardBucket& b = buckets[k];
-      if constexpr (stage == 0) {
-        adamw_[k].step(std::span<float>(params_.data() + b.padded_offset, size_t(b.end - b.begin)),
-                       std::span<const float>(accumulated_.data() + b.padded_offset, size_t(b.end - b.begin)), lr, coef);
-      } else {
-        const int64_t n = b.chunk_end(rank()) - b.chunk_begin(rank());
-        float* owned = stage == 3 ? params_.data() + b.shard_offset : params_.data() + b.padded_offset + rank() * b.chunk;
-        adamw_[k].step(std::span<float>(owned, size_t(n)),
-                       std::span<const float>(accumulated_.data() + b.shard_offset, size_t(n)), lr, coef);
-      }
+      const auto n = size_t(owned_end(b) - owned_begin(b));
+      const float* grads = accumulated_.data() + (stage == 0 ? b.padded_offset : b.shard_offset);
+      const std::span<float> master(owned_master(b), n);
+      if constexpr (separate_copy)
+        adamw_[k].step(master, std::span<const float>(grads, n), lr, coef, std::span<T>(owned_compute(b), n));
+      else
+        adamw_[k].step(master, std::span<const float>(grads, n), lr, coef);
     }
     if constexpr (stage == 1 || stage == 2) {
       order_after_compute(Backend{}, *comm_);  // AdamW wrote the owned chunks
       std::vector<typename Comm::Handle> gathers;
       for (const ShardBucket& b : buckets) {
-        const std::span<float> full(params_.data() + b.padded_offset, size_t(b.padded_size));
-        gathers.push_back(comm_->all_gather_async(std::span<const float>(full.subspan(size_t(rank() * b.chunk), size_t(b.chunk))), full));
+        const std::span<T> full(full_compute(b), size_t(b.padded_size));
+        gathers.push_back(comm_->all_gather_async(std::span<const T>(full.subspan(size_t(rank() * b.chunk), size_t(b.chunk))), full));
       }
       for (auto& handle : gathers) finish_collective(Backend{}, handle);
     }
@@ -209,14 +223,15 @@ class ZeroOptimizer final : public ParamStore<float> {
   int64_t steps() const { return steps_; }
 
   ZeroMemory memory() const {
-    auto bytes = [](size_t n) { return int64_t(n * sizeof(float)); };
+    auto bytes = [](const auto& array) { return int64_t(array.size() * sizeof(array.data()[0])); };
     ZeroMemory m;
-    m.parameters = bytes(params_.size());
-    m.gradients = bytes(accumulated_.size());
+    m.parameters = bytes(master_);
+    if constexpr (separate_copy) m.compute_copy = bytes(compute_);
+    m.gradients = bytes(accumulated_);
     for (const auto& opt : adamw_) m.optimizer += opt.state_bytes();
-    m.buffers = bytes(full_grads_.size());
-    for (const Slot& s : grad_slots_) m.buffers += bytes(s.values.size());
-    for (const Slot& s : param_slots_) m.buffers += bytes(s.values.size());
+    m.buffers = bytes(full_grads_);
+    for (const auto& s : grad_slots_) m.buffers += bytes(s.values);
+    for (const auto& s : param_slots_) m.buffers += bytes(s.values);
     return m;
   }
 
@@ -230,9 +245,7 @@ class ZeroOptimizer final : public ParamStore<float> {
   FullOptimizerState gather_state() {
     FullOptimizerState state;
     state.steps = steps_;
-    state.params = gather_flat([&](const ShardBucket& b, size_t) {
-      return stage == 3 ? params_.data() + b.shard_offset : params_.data() + b.padded_offset + rank() * b.chunk;
-    }, stage < 3);
+    state.params = gather_flat([&](const ShardBucket& b, size_t) { return owned_master(b); }, full_master);
     state.exp_avg = gather_flat([&](const ShardBucket&, size_t k) { return adamw_[k].first_moment().data(); }, false);
     state.exp_avg_sq = gather_flat([&](const ShardBucket&, size_t k) { return adamw_[k].second_moment().data(); }, false);
     return state;
@@ -243,12 +256,10 @@ class ZeroOptimizer final : public ParamStore<float> {
     const auto n = size_t(table_->size());
     SFM_CHECK(state.params.size() == n && state.exp_avg.size() == n && state.exp_avg_sq.size() == n,
               "optimizer state holds ", state.params.size(), " parameters, the model has ", n);
-    for_each_owned_range([&](int64_t begin, int64_t end, float* out) {
-      copy_from_host(Backend{}, out, state.params.data() + begin, end - begin);
-    });
+    for_each_stored_range([&](int64_t begin, int64_t) { return state.params.data() + begin; });
     const auto& buckets = layout_.buckets();
     for (size_t k = 0; k < buckets.size(); ++k) {
-      const int64_t begin = stage == 0 ? buckets[k].begin : buckets[k].chunk_begin(rank());
+      const int64_t begin = owned_begin(buckets[k]);
       const auto m = adamw_[k].first_moment(), v = adamw_[k].second_moment();
       copy_from_host(Backend{}, m.data(), state.exp_avg.data() + begin, int64_t(m.size()));
       copy_from_host(Backend{}, v.data(), state.exp_avg_sq.data() + begin, int64_t(v.size()));
@@ -258,8 +269,9 @@ class ZeroOptimizer final : public ParamStore<float> {
   }
 
  private:
+  template <class E>
   struct Slot {
-    Array<float> values;
+    Array<E> values;
     int group;  // -1: free
   };
   struct Pending {
@@ -268,10 +280,11 @@ class ZeroOptimizer final : public ParamStore<float> {
     typename Comm::Handle handle;
   };
 
-  // Two free slots of n floats (Array is move-only on the Cuda backend: no copies of one slot).
-  static std::vector<Slot> make_slots(int64_t n) {
-    std::vector<Slot> slots;
-    for (int i = 0; i < 2; ++i) slots.push_back(Slot{Array<float>(size_t(n)), -1});
+  // Two free slots of n elements (Array is move-only on the Cuda backend: no copies of one slot).
+  template <class E>
+  static std::vector<Slot<E>> make_slots(int64_t n) {
+    std::vector<Slot<E>> slots;
+    for (int i = 0; i < 2; ++i) slots.push_back(Slot<E>{Array<E>(size_t(n)), -1});
     return slots;
   }
 
@@ -285,19 +298,64 @@ class ZeroOptimizer final : public ParamStore<float> {
     return layout_.buckets()[size_t(group)];
   }
 
-  // Calls f(flat begin, flat end, destination) for every flat range whose parameters this rank stores.
-  template <class F>
-  void for_each_owned_range(F f) {
+  // The flat range [owned_begin, owned_end) of a bucket whose master weights and moments this rank
+  // updates: the whole bucket in stage 0, this rank's chunk (without padding) otherwise.
+  int64_t owned_begin(const ShardBucket& b) const { return stage == 0 ? b.begin : b.chunk_begin(rank()); }
+  int64_t owned_end(const ShardBucket& b) const { return stage == 0 ? b.end : b.chunk_end(rank()); }
+
+  // Where the master weights of that range start.
+  float* owned_master(const ShardBucket& b) {
+    if constexpr (stage == 0)
+      return master_.data() + b.padded_offset;
+    else if constexpr (full_master)
+      return master_.data() + b.padded_offset + rank() * b.chunk;
+    else
+      return master_.data() + b.shard_offset;
+  }
+
+  // The compute copy of a whole bucket (stages 0–2) and of the owned range: under Fp32 the master.
+  T* full_compute(const ShardBucket& b) {
+    if constexpr (separate_copy)
+      return compute_.data() + b.padded_offset;
+    else
+      return master_.data() + b.padded_offset;
+  }
+  T* owned_compute(const ShardBucket& b) {
+    if constexpr (stage == 0)
+      return full_compute(b);
+    else if constexpr (stage < 3)
+      return full_compute(b) + rank() * b.chunk;
+    else if constexpr (separate_copy)
+      return compute_.data() + b.shard_offset;
+    else
+      return master_.data() + b.shard_offset;
+  }
+
+  // Sets the parameters this rank stores from fp32 values: for each bucket, the range the compute
+  // copy holds (whole bucket in stages 0–2, the chunk in stage 3), whose values source(begin, end)
+  // returns on the host. Under Fp32 the compute copy is the master; under Bf16Mixed the master
+  // takes its part of them and the compute copy all of them, rounded. No collective.
+  template <class Source>
+  void for_each_stored_range(Source source) {
+    std::vector<T> narrow;
     for (const ShardBucket& b : layout_.buckets()) {
-      if constexpr (stage < 3)
-        f(b.begin, b.end, params_.data() + b.padded_offset);
-      else
-        f(b.chunk_begin(rank()), b.chunk_end(rank()), params_.data() + b.shard_offset);
+      const int64_t begin = stage < 3 ? b.begin : b.chunk_begin(rank()), end = stage < 3 ? b.end : b.chunk_end(rank());
+      const float* values = source(begin, end);
+      T* compute = stage < 3 ? full_compute(b) : owned_compute(b);
+      if constexpr (separate_copy) {
+        copy_from_host(Backend{}, owned_master(b), values + (owned_begin(b) - begin), owned_end(b) - owned_begin(b));
+        narrow.resize(size_t(end - begin));
+        for (size_t i = 0; i < narrow.size(); ++i) narrow[i] = element_from_float<T>(values[i]);
+        copy_from_host(Backend{}, compute, narrow.data(), end - begin);
+      } else {
+        copy_from_host(Backend{}, compute, values, end - begin);
+      }
     }
   }
 
   // A free slot for `group`, completing the oldest pending reductions until one frees up.
-  int take_slot(std::vector<Slot>& slots, int group, bool complete_pending) {
+  template <class E>
+  int take_slot(std::vector<Slot<E>>& slots, int group, bool complete_pending) {
     for (;;) {
       for (size_t s = 0; s < slots.size(); ++s)
         if (slots[s].group < 0) {
@@ -309,8 +367,9 @@ class ZeroOptimizer final : public ParamStore<float> {
       complete_oldest();
     }
   }
-  static void release_slot(std::vector<Slot>& slots, int group) {
-    for (Slot& s : slots)
+  template <class E>
+  static void release_slot(std::vector<Slot<E>>& slots, int group) {
+    for (auto& s : slots)
       if (s.group == group) s.group = -1;
   }
 
@@ -360,26 +419,24 @@ class ZeroOptimizer final : public ParamStore<float> {
     return total;
   }
 
-  // The full flat vector of a per-chunk quantity; chunk(bucket, k) points at this rank's chunk
-  // values (unpadded length). `replicated`: every rank already holds all of it in params_.
-  template <class Chunk>
-  std::vector<float> gather_flat(Chunk chunk, bool replicated) {
+  // The full flat vector of a per-rank quantity (master weights, moments); owned(bucket, k) points
+  // at this rank's values of the bucket's owned range. `replicated`: every rank holds the whole
+  // buckets of it in master_ (full_master), so nothing needs gathering.
+  template <class Owned>
+  std::vector<float> gather_flat(Owned owned, bool replicated) {
     std::vector<float> flat(size_t(table_->size()));
     const auto& buckets = layout_.buckets();
     Array<float> mine, full;
     for (size_t k = 0; k < buckets.size(); ++k) {
       const ShardBucket& b = buckets[k];
-      if (replicated) {
-        copy_to_host(Backend{}, flat.data() + b.begin, params_.data() + b.padded_offset, b.end - b.begin);
-        continue;
-      }
-      if (stage == 0) {  // moments are replicated too: this rank's AdamW covers the whole bucket
-        copy_to_host(Backend{}, flat.data() + b.begin, chunk(b, k), b.end - b.begin);
+      if (stage == 0 || replicated) {  // this rank holds the whole bucket
+        copy_to_host(Backend{}, flat.data() + b.begin, replicated ? master_.data() + b.padded_offset : owned(b, k),
+                     b.end - b.begin);
         continue;
       }
       mine.assign(size_t(b.chunk), 0.0f);
       full.assign(size_t(b.padded_size), 0.0f);
-      copy_elements(Backend{}, mine.data(), chunk(b, k), b.chunk_end(rank()) - b.chunk_begin(rank()));
+      copy_elements(Backend{}, mine.data(), owned(b, k), b.chunk_end(rank()) - b.chunk_begin(rank()));
       order_after_compute(Backend{}, *comm_);
       comm_->all_gather(std::span<const float>(mine.data(), mine.size()), std::span<float>(full.data(), full.size()));
       copy_to_host(Backend{}, flat.data() + b.begin, full.data(), b.end - b.begin);
@@ -392,11 +449,12 @@ class ZeroOptimizer final : public ParamStore<float> {
   ZeroOptions options_;
   ShardLayout layout_;
   // Backend memory (host vectors on Cpu, DeviceArray on Cuda):
-  Array<float> params_;             // padded full (stages 0–2) or this rank's shard (stage 3)
+  Array<float> master_;             // fp32 parameters: padded full (full_master) or this rank's shard
+  Array<T> compute_;                // Bf16Mixed: the compute copy, padded full (stages 0–2) or the shard
   Array<float> accumulated_;        // reduced gradients: padded full (stage 0) or the shard
   Array<float> full_grads_;         // stages 0–1: this micro-batch's gradients, padded full
-  std::vector<Slot> grad_slots_;    // stages 2–3: bucket-sized gradient buffers
-  std::vector<Slot> param_slots_;   // stage 3: gathered parameter groups
+  std::vector<Slot<float>> grad_slots_;  // stages 2–3: bucket-sized gradient buffers
+  std::vector<Slot<T>> param_slots_;     // stage 3: gathered parameter groups
   std::vector<int> group_slot_;     // stages 2–3: the gradient slot of each group in flight
   std::vector<AdamW<Backend>> adamw_;  // one per bucket: the whole bucket (stage 0) or this rank's chunk
   std::deque<Pending> pending_;

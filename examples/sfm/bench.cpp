@@ -1,5 +1,6 @@
 // `sfm bench train --config NAME [--backend cpu|cuda] [--precision P] [--steps K] [--batch B]
-// [--warmup W]` (P: fp32 or bf16 on the CPU, fp32 or tf32 on CUDA): times training steps (forward, backward, clipping, AdamW) of a named model on
+// [--warmup W]` (P: fp32 or bf16 on the CPU, fp32, tf32 or bf16 on CUDA): times training steps
+// (forward, backward, clipping, AdamW) of a named model on
 // synthetic crops held in backend memory (train/step_bench.hpp) and prints one JSON object: step
 // ms, samples/s, tokens/s, GFLOP/s (train/flops.hpp), and the peak memory: the process's resident
 // set on the CPU, the device memory held on a GPU.
@@ -15,7 +16,7 @@ namespace sfm::cli {
 
 int run_bench(int argc, char** argv) {
   SFM_CHECK(argc >= 3 && std::string(argv[2]) == "train", "usage: sfm bench train --config NAME [--backend cpu|cuda] ",
-            "[--precision fp32|bf16 (cpu), fp32|tf32 (cuda)] [--steps K] [--batch B] [--warmup W]");
+            "[--precision fp32|bf16 (cpu), fp32|tf32|bf16 (cuda)] [--steps K] [--batch B] [--warmup W]");
   const Args args = parse_args(argc, argv, 3, {"config", "backend", "precision", "steps", "batch", "warmup"});
   SFM_CHECK(args.positional.empty(), "unexpected argument '", args.positional.empty() ? "" : args.positional[0], "'");
   const BackendKind backend = parse_backend_kind(args.get("backend", "cpu"), "--backend");
@@ -35,8 +36,7 @@ int run_bench(int argc, char** argv) {
 #endif
   } else {
     const PrecisionKind precision = parse_precision_kind(args.get("precision", "fp32"), "--precision");
-    result = (precision == PrecisionKind::bf16 ? time_train_steps<Cpu, Bf16Mixed>(config, options)
-                                               : time_train_steps<Cpu, Fp32>(config, options))
+    result = visit_precision(precision, [&]<class Prec>(Prec) { return time_train_steps<Cpu, Prec>(config, options); })
                  .to_json();
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);

@@ -31,7 +31,7 @@ constexpr Command commands[] = {
      sfm::cli::run_eval},
     {"bench", R"(bench train --config NAME [--backend cpu|cuda] [--precision P] [--steps K] [--batch B] [--warmup W]
     time training steps of a named model on synthetic crops; prints JSON. P: fp32 or bf16 (mixed
-    precision) on the CPU, fp32 or tf32 (GEMMs on TF32 tensor cores) on CUDA
+    precision) on the CPU, fp32, tf32 (GEMMs on TF32 tensor cores) or bf16 on CUDA
 )",
      sfm::cli::run_bench},
     {"zarr", R"(zarr info URL [--array NAME]

@@ -1,11 +1,13 @@
 // Checkpoint interop with PyTorch: an sfm checkpoint loads into the reference with
-// load_state_dict(strict=True) and gives the same loss; a PyTorch state dict loads into sfm.
-// Broken checkpoints are clear errors.
+// load_state_dict(strict=True) and gives the same loss, also one a bf16 model trained; a PyTorch
+// state dict loads into sfm. Broken checkpoints are clear errors.
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "sfm/core/npy.hpp"
 #include "sfm/kernels/cpu/kernels.hpp"
+#include "sfm/optim/adamw.hpp"
+#include "sfm/optim/clip.hpp"
 #include "sfm/train/checkpoint.hpp"
 #include "sfm_test.hpp"
 
@@ -34,7 +36,8 @@ Inputs write_inputs(const std::filesystem::path& dir, const sfm::ModelConfig& c,
   return in;
 }
 
-double sfm_loss(sfm::VitMae<sfm::Cpu>& model, const Inputs& in, int64_t batch) {
+template <class Prec>
+double sfm_loss(sfm::VitMae<sfm::Cpu, Prec>& model, const Inputs& in, int64_t batch) {
   const auto& c = model.config();
   return model.forward(in.volume.data(), sfm::mask_from_noise(in.noise, batch, c.tokens(), c.default_len_keep()));
 }
@@ -57,6 +60,29 @@ TEST_CASE("an sfm checkpoint loads into PyTorch (strict) and gives the same loss
   sfm::VitMae<sfm::Cpu> reloaded(sfm::checkpoint_config(file, "model.safetensors"));
   sfm::load_model_weights(reloaded, file, "model.safetensors");
   CHECK(sfm_loss(reloaded, in, 2) == ours);
+}
+
+TEST_CASE("a bf16 model's checkpoint holds its fp32 master weights and loads into PyTorch (strict)") {
+  const auto dir = sfm::test::scratch_dir("checkpoint_bf16_to_torch");
+  sfm::VitMae<sfm::Cpu, sfm::Bf16Mixed> model(sfm::named_model_config("tiny"));
+  model.init_weights(5);
+  const Inputs in = write_inputs(dir, model.config(), 2);
+  sfm::AdamW<sfm::Cpu> optimizer(model.table(), sfm::AdamWConfig{});
+  for (int step = 0; step < 3; ++step) {  // trained in bf16, so the weights are not the init's
+    model.zero_grad();
+    sfm_loss(model, in, 2);
+    model.backward();
+    optimizer.step(model.params(), model.grads(), 1e-3, sfm::clip_coefficient(std::sqrt(sfm::squared_norm(model.grads())), 1.0));
+  }
+  sfm::save_model(dir / "model.safetensors", model);
+  const auto file = sfm::SafetensorsFile::load(dir / "model.safetensors");
+  sfm::VitMae<sfm::Cpu> fp32(sfm::checkpoint_config(file, "model.safetensors"));
+  sfm::load_model_weights(fp32, file, "model.safetensors");
+  const std::vector<float> master = model.params_to_host(), loaded = fp32.params_to_host();
+  CHECK(master == loaded);  // the fp32 master, not the bf16 compute copy
+  const double ours = sfm_loss(fp32, in, 2), theirs = reference_loss(dir, "model.safetensors");
+  INFO("sfm fp32 " << ours << ", PyTorch " << theirs);
+  CHECK(std::abs(ours - theirs) <= 1e-5 * std::abs(theirs));
 }
 
 TEST_CASE("a PyTorch state dict saved as safetensors loads into sfm") {

@@ -36,6 +36,13 @@ concept Precision = requires {
 
 inline std::string_view precision_name(PrecisionKind kind) { return kind == PrecisionKind::fp32 ? "fp32" : "bf16"; }
 
+// f(Fp32{}) or f(Bf16Mixed{}): a run-time choice onto the compile-time policy.
+template <class F>
+decltype(auto) visit_precision(PrecisionKind kind, F&& f) {
+  if (kind == PrecisionKind::bf16) return f(Bf16Mixed{});
+  return f(Fp32{});
+}
+
 // `what` names the setting in the error ("config: train.precision", "--precision").
 inline PrecisionKind parse_precision_kind(std::string_view name, std::string_view what) {
   for (PrecisionKind kind : {PrecisionKind::fp32, PrecisionKind::bf16})

@@ -2,7 +2,7 @@
 //
 // Unknown keys and values of the wrong type are sfm::Errors that name the key path; `--set
 // a.b=value` overrides go through the same checks. Every choice is checked here, once, and carried
-// as a type from then on (BackendKind, ZeroLevel, AttentionKind, MaskKind). Cross-field checks that
+// as a type from then on (BackendKind, PrecisionKind, ZeroLevel, AttentionKind, MaskKind). Cross-field checks that
 // need the world size or the data (P = dp × cp, crop inside the volume) happen where those are known
 // (train/trainer.hpp).
 #pragma once
@@ -18,6 +18,7 @@
 #include "sfm/data/crop.hpp"
 #include "sfm/data/normalize.hpp"
 #include "sfm/kernels/backend.hpp"
+#include "sfm/kernels/precision.hpp"
 #include "sfm/mae/mask.hpp"
 #include "sfm/model/config.hpp"
 #include "sfm/parallel/attention_kind.hpp"
@@ -45,6 +46,7 @@ struct TrainConfig {
   double lr = 1.5e-4, min_lr = 0, weight_decay = 0.05, clip_grad = 1.0;
   uint64_t seed = 0;
   Recompute recompute;
+  PrecisionKind precision = PrecisionKind::fp32;  // train.precision; null in the JSON: bf16 on cuda, fp32 on cpu
   // parallel
   int dp = 1, cp = 1;
   ZeroLevel zero = ZeroStage<2>{};
@@ -70,7 +72,7 @@ inline nlohmann::json default_train_json() {
              "shape": [64, 64, 128], "seed": 0},
     "train": {"batch": 8, "micro_batch": 8, "steps": 300, "lr": 1.5e-4, "min_lr": 0.0, "warmup_steps": 20,
               "weight_decay": 0.05, "clip_grad": 1.0, "seed": 0, "recompute": "none",
-              "skip_nonfinite": 0},
+              "skip_nonfinite": 0, "precision": null},
     "parallel": {"dp": 1, "cp": 1, "zero": 2, "attention": "ring", "mask": "adaptive", "overlap": true},
     "backend": "cpu",
     "output": {"dir": "runs/tiny", "log_every": 10, "checkpoint_every": 100, "images_every": 100,
@@ -84,7 +86,8 @@ using nlohmann::json;
 
 // Keys whose value may be of another JSON type than the default's (checked when read).
 inline bool free_form(const std::string& path) {
-  return path == "model" || path == "data.url" || path == "data.variable" || path == "train.recompute";
+  return path == "model" || path == "data.url" || path == "data.variable" || path == "train.recompute" ||
+         path == "train.precision";
 }
 
 inline void merge(json& base, const json& patch, const std::string& where) {
@@ -225,6 +228,16 @@ inline TrainConfig parse_train_config(const nlohmann::json& j) {
   SFM_CHECK(c.cp == 1 || c.backend == BackendKind::cpu, "config: parallel.cp = ", c.cp, " with backend \"cuda\": ",
             "context parallelism (", attention_kind_name(c.attention), " attention) is not wired to NCCL yet; use ",
             "parallel.cp = 1 (dp and ZeRO work on the GPU)");
+  // train.precision: what the model computes in (fp32 master weights either way); the default is
+  // the backend's fast one. The resolved value goes into the effective config (config.json).
+  const auto& precision = j.at("train").at("precision");
+  SFM_CHECK(precision.is_null() || precision.is_string(), "config: train.precision: expected \"fp32\", \"bf16\" or ",
+            "null (the backend's default), got ", precision.dump());
+  c.precision = precision.is_null() ? (c.backend == BackendKind::cuda ? PrecisionKind::bf16 : PrecisionKind::fp32)
+                                    : parse_precision_kind(precision.get<std::string>(), "config: train.precision");
+  c.json["train"]["precision"] = precision_name(c.precision);
+  SFM_CHECK(c.cp == 1 || c.precision == PrecisionKind::fp32, "config: train.precision bf16 with parallel.cp = ", c.cp,
+            ": context parallelism runs in fp32 only for now; set train.precision to fp32");
 
   c.dir = get<std::string>(j, "output", "dir");
   SFM_CHECK(!c.dir.empty(), "config: output.dir must not be empty");

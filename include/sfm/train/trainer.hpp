@@ -17,6 +17,11 @@
 // train<Cuda>(config, nccl_world) the GPU run (the config refuses cp > 1 with backend cuda for now).
 // The program includes the backend's kernels (kernels/cpu/kernels.hpp, kernels/cuda/kernels.cuh).
 //
+// train.precision picks the Precision policy (kernels/precision.hpp) at run time as parallel.zero
+// picks the stage: Fp32, or Bf16Mixed (bf16 activations and compute copy, fp32 master weights,
+// moments and gradients in the ZeroOptimizer). Checkpoints hold the fp32 master either way, so a
+// run resumes another's checkpoint whatever either's precision.
+//
 // Bad numbers never reach the weights or a checkpoint: a step whose global loss or gradient norm is
 // not finite applies no update (ZeroOptimizer::step, discard_grads); it is skipped and counted
 // (metrics "skipped_steps") while at most train.skip_nonfinite such steps come in a row, else the
@@ -125,10 +130,11 @@ inline TrainConfig resumed_config(TrainConfig c, const std::filesystem::path& re
   return c;
 }
 
-template <class Stage, class Comm, KernelBackend Backend>
+template <class Stage, class Comm, KernelBackend Backend, Precision Prec>
 class Trainer {
-  template <class T>
-  using Array = typename Backend::template Array<T>;
+  template <class E>
+  using Array = typename Backend::template Array<E>;
+  using T = typename Prec::Compute;
 
  public:
   Trainer(const TrainConfig& config, Comm& world, TrainOptions options)
@@ -138,8 +144,13 @@ class Trainer {
     model_.use_param_store(zero_);
     model_.set_recompute(c_.recompute);
     if (c_.cp > 1) {
-      context_ = make_context_parallel<Backend>(c_.attention, mesh_.context_parallel());
-      model_.use_context_parallel(*context_);
+      // The ring and all-gather policies run in fp32 only (the config refuses cp > 1 with bf16).
+      if constexpr (std::is_same_v<T, float>) {
+        context_ = make_context_parallel<Backend>(c_.attention, mesh_.context_parallel());
+        model_.use_context_parallel(*context_);
+      } else {
+        fail("train.precision ", precision_name(Prec::kind), " with parallel.cp = ", c_.cp, ": context parallelism runs in fp32 only");
+      }
     }
   }
 
@@ -175,7 +186,7 @@ class Trainer {
                 (c_.cp > 1 ? ", cp " + std::to_string(c_.cp) + " (" + std::string(attention_kind_name(c_.attention)) +
                                  " attention)"
                            : std::string()) +
-                ", ZeRO-" + std::to_string(Stage::value) + ", steps " +
+                ", ZeRO-" + std::to_string(Stage::value) + ", " + std::string(precision_name(Prec::kind)) + ", steps " +
                 std::to_string(start) + " → " + std::to_string(c_.steps) + ", output " + out.string());
     }
     const int64_t per_rank = mesh_.local_batch(c_.batch);
@@ -354,21 +365,28 @@ class Trainer {
   Comm& world_;
   TrainOptions options_;
   Mesh<Comm> mesh_;
-  VitMae<Backend> model_;
-  ZeroOptimizer<Stage, Comm, Backend> zero_;
-  std::unique_ptr<ContextParallel<>> context_;  // cp > 1: the model's context-parallel group
+  VitMae<Backend, Prec> model_;
+  ZeroOptimizer<Stage, Comm, Backend, Prec> zero_;
+  std::unique_ptr<ContextParallel<float>> context_;  // cp > 1 (fp32): the model's context-parallel group
   Array<float> crops_;     // Cuda: the micro-batch's crops on the device
   Array<double> scalars_;  // the scalars of reduce_scalars
   std::string run_id_ = new_run_id();  // trainer.json's "run"; a resumed run keeps its checkpoint's
 };
 
-// Runs `config` on `world`, dispatching parallel.zero onto ZeroOptimizer<ZeroStage<k>, Comm, Backend>.
-// train<Cpu>(config, world): the CPU trainer; train<Cuda>(config, nccl_world) in a file nvcc compiles.
+// Runs `config` on `world`, dispatching parallel.zero and train.precision onto
+// ZeroOptimizer<ZeroStage<k>, Comm, Backend, Precision>. train<Cpu>(config, world): the CPU trainer;
+// train<Cuda>(config, nccl_world) in a file nvcc compiles.
 template <KernelBackend Backend, class Comm>
 TrainResult train(const TrainConfig& given, Comm& world, const TrainOptions& options = {}) {
   const TrainConfig config = options.resume.empty() ? given : resumed_config(given, options.resume);
   check_train_setup<Backend>(config, world, options);
-  return config.zero.visit([&]<class Stage>(Stage) { return Trainer<Stage, Comm, Backend>(config, world, options).run(); });
+  return visit_precision(config.precision, [&]<class Prec>(Prec) -> TrainResult {
+    if constexpr (ComputesIn<Backend, typename Prec::Compute>)
+      return config.zero.visit(
+          [&]<class Stage>(Stage) { return Trainer<Stage, Comm, Backend, Prec>(config, world, options).run(); });
+    else
+      fail("config: train.precision ", precision_name(Prec::kind), ": the ", Backend::name, " backend has no kernels for it");
+  });
 }
 
 }  // namespace sfm

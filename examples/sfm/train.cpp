@@ -101,6 +101,7 @@ int run_train(int argc, char** argv) {
 #ifdef SFM_HAS_MPI_COMM
     MpiSession session;
     MpiComm world = MpiComm::world();
+    world.set_timeout(config.timeout_s);  // a stalled rank ends the job instead of hanging it
     try {
       return train_on(config, world, args, started);
     } catch (const std::exception& e) {

@@ -1,5 +1,6 @@
 // `sfm train` as users run it: every kind of bad input is one clear error line with exit status 2
-// and leaves an existing run untouched; SIGTERM writes a checkpoint and exits cleanly; `sfm eval
+// and leaves an existing run untouched; SIGTERM (and, under mpiexec, SIGUSR1 or Ctrl-C) writes a
+// checkpoint and exits cleanly; `sfm eval
 // --data` and `sfm bench train` print JSON.
 #include <signal.h>
 #include <sys/wait.h>
@@ -170,6 +171,86 @@ TEST_CASE("SIGTERM writes a checkpoint and exits cleanly; eval --data and bench 
   INFO("sfm bench train --backend cuda: status " << gpu.status << ", stderr " << gpu.err);
   if (gpu.status == 0) CHECK(nlohmann::json::parse(gpu.out).at("backend") == "cuda");
   else CHECK((gpu.status == 2 && gpu.err.find("CUDA") != std::string::npos));
+}
+
+TEST_CASE("under mpiexec, SIGUSR1 and Ctrl-C (with the shipped launcher setting) end with a checkpoint of the last step") {
+  // Open MPI forwards SIGUSR1 to the ranks at once; on SIGINT it sends them SIGTERM only after
+  // odls_base_sigkill_timeout seconds and SIGKILL as long again later (train/stop_signal.hpp).
+  struct Case {
+    int signal;
+    const char* name;
+    const char* launcher;
+  };
+  for (const Case c : {Case{SIGUSR1, "usr1", ""}, Case{SIGINT, "int", "--mca odls_base_sigkill_timeout 3"}}) {
+    INFO("signal " << c.name);
+    const auto dir = train_tmp("cli") / (std::string("mpirun-") + c.name);
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(train_tmp("cli"));
+    const std::string config = write_config(std::string("mpirun-") + c.name + ".json",
+        R"({"model": "small", "data": {"source": "synthetic", "shape": [64, 64, 64]},
+            "train": {"batch": 8, "micro_batch": 4, "steps": 100000}, "parallel": {"dp": 2},
+            "output": {"dir": ")" + dir.string() + R"(", "log_every": 1, "images_every": 0, "checkpoint_every": 0}})");
+    const std::string command = std::string(SFM_MPIEXEC) + " -n 2 --oversubscribe " + c.launcher + " " + cli +
+                                " train " + config + " 2>" + (dir.string() + ".err");
+    const pid_t child = ::fork();
+    if (child == 0) {
+      ::execl("/bin/sh", "sh", "-c", ("exec " + command).c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    for (int i = 0; i < 1200 && sfm::test::logged_losses(dir).size() < 3; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    REQUIRE(sfm::test::logged_losses(dir).size() >= 3);
+    ::kill(child, c.signal);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    const std::string err = read_text(dir.string() + ".err");
+    INFO("stderr: " << err);
+    if (c.signal == SIGUSR1) CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    // The checkpoint is of the last step whose metrics were logged, and the run says how to go on.
+    const size_t logged = sfm::test::logged_losses(dir).size();
+    CHECK(checkpoints(dir) == std::vector<std::string>{"checkpoint-" + std::to_string(logged)});
+    CHECK(read_text(dir / "latest").starts_with("checkpoint-" + std::to_string(logged)));
+    CHECK(err.find("interrupted after step " + std::to_string(logged) + "; continue with --resume") != std::string::npos);
+  }
+}
+
+TEST_CASE("under mpiexec, a stalled rank ends the job after parallel.timeout_s with one line naming the wait") {
+  const auto dir = train_tmp("cli") / "mpirun-stall";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(train_tmp("cli"));
+  const std::string config = write_config("mpirun-stall.json",
+      R"({"model": "tiny", "data": {"source": "synthetic", "shape": [40, 40, 48]},
+          "train": {"batch": 8, "micro_batch": 4, "steps": 100000}, "parallel": {"dp": 2, "timeout_s": 2},
+          "output": {"dir": ")" + dir.string() + R"(", "log_every": 1, "images_every": 0, "checkpoint_every": 0}})");
+  const pid_t child = ::fork();
+  if (child == 0) {
+    const std::string command = std::string("exec ") + SFM_MPIEXEC + " -n 2 --oversubscribe " + cli + " train " + config +
+                                " 2>" + dir.string() + ".err";
+    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  for (int i = 0; i < 1200 && sfm::test::logged_losses(dir).size() < 3; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  REQUIRE(sfm::test::logged_losses(dir).size() >= 3);
+  // Stop one rank (a child of mpiexec) as a hung node would; the other must give up on its own.
+  const Outcome ranks = run("pgrep -P " + std::to_string(child));
+  const pid_t stalled = pid_t(std::stol(ranks.out));
+  const auto stopped_at = std::chrono::steady_clock::now();
+  ::kill(stalled, SIGSTOP);
+  int status = 0;
+  for (int i = 0; i < 600 && ::waitpid(child, &status, WNOHANG) == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - stopped_at).count();
+  if (::waitpid(child, &status, WNOHANG) == 0 && seconds >= 30) {  // still hanging: clean up, then fail
+    ::kill(stalled, SIGKILL);
+    ::kill(child, SIGKILL);
+    ::waitpid(child, &status, 0);
+  }
+  const std::string err = read_text(dir.string() + ".err");
+  INFO("stderr: " << err << "; ended " << seconds << " s after the stop");
+  CHECK(seconds < 30);
+  CHECK((WIFEXITED(status) && WEXITSTATUS(status) != 0));
+  CHECK(err.find("waited longer than parallel.timeout_s = 2 s for ") != std::string::npos);
 }
 
 TEST_CASE("a run's folder is its own: resume writes where it was resumed from, foreign folders are refused") {

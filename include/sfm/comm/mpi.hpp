@@ -7,6 +7,12 @@
 // MPI_Iallgather and MPI_Irecv + MPI_Isend; Open MPI advances them inside MPI calls, so calling
 // test() now and then while computing helps them along. No bitwise promise across algorithms:
 // MPI's reduction order is its own (unlike ThreadComm's rank order).
+//
+// Stalls: with set_timeout(s) (the trainer's parallel.timeout_s; splits inherit it), waiting for an
+// operation — a Handle's wait(), and every blocking collective including barrier and broadcast —
+// polls it and raises an sfm::Error naming this rank, the operation and the limit once s seconds
+// pass, instead of waiting forever for a rank that stopped or died. The operation stays posted (its
+// buffers belong to MPI until it completes), so the error ends the job: the CLI calls MPI_Abort.
 #pragma once
 
 #if __has_include(<mpi.h>)
@@ -21,6 +27,7 @@
 #include <mpi.h>
 
 #include <array>
+#include <chrono>
 #include <climits>
 #include <cstring>
 #include <span>
@@ -106,15 +113,26 @@ class MpiComm : public AsyncCollectives<MpiComm> {
       requests_ = std::exchange(other.requests_, {MPI_REQUEST_NULL, MPI_REQUEST_NULL});
       staging_ = std::move(other.staging_);
       copy_to_ = std::exchange(other.copy_to_, nullptr);
+      limit_ = other.limit_;
       return *this;
     }
     Handle(const Handle&) = delete;
     Handle& operator=(const Handle&) = delete;
     ~Handle() { finish_quietly(); }
 
+    // Blocks until the operation is done; past the communicator's timeout, raises an sfm::Error
+    // (the operation stays posted: a later wait() may still complete it).
     void wait() {
-      mpi_detail::check(MPI_Waitall(2, requests_.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
-      copy_out();
+      if (limit_.seconds <= 0) {
+        mpi_detail::check(MPI_Waitall(2, requests_.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
+        copy_out();
+        return;
+      }
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(limit_.seconds);
+      for (unsigned polls = 0; !test(); ++polls)
+        if (polls % 256 == 255 && std::chrono::steady_clock::now() > deadline)
+          fail("MpiComm: rank ", limit_.rank, " waited longer than parallel.timeout_s = ", limit_.seconds, " s for ",
+               limit_.operation, " (of ", limit_.size, " ranks): a rank has stalled or died");
     }
     bool test() {
       int done = 0;
@@ -137,9 +155,17 @@ class MpiComm : public AsyncCollectives<MpiComm> {
       }
     }
 
+    // What a timed-out wait reports, and when it gives up (seconds <= 0: never).
+    struct Limit {
+      double seconds = 0;
+      const char* operation = "";
+      int rank = 0, size = 1;
+    };
+
     std::array<MPI_Request, 2> requests_{MPI_REQUEST_NULL, MPI_REQUEST_NULL};
     std::vector<std::byte> staging_;
     void* copy_to_ = nullptr;
+    Limit limit_;
   };
 
   // A duplicate of MPI_COMM_WORLD (collective over the world).
@@ -155,11 +181,13 @@ class MpiComm : public AsyncCollectives<MpiComm> {
       : comm_(std::exchange(other.comm_, MPI_COMM_NULL)),
         rank_(other.rank_),
         size_(other.size_),
+        timeout_s_(other.timeout_s_),
         stats_(other.stats_) {}
   MpiComm& operator=(MpiComm&& other) noexcept {
     std::swap(comm_, other.comm_);
     std::swap(rank_, other.rank_);
     std::swap(size_, other.size_);
+    std::swap(timeout_s_, other.timeout_s_);
     std::swap(stats_, other.stats_);
     return *this;
   }
@@ -172,6 +200,10 @@ class MpiComm : public AsyncCollectives<MpiComm> {
   }
 
   MPI_Comm native() const { return comm_; }
+
+  // The longest any wait for an operation may take, in seconds (<= 0: no limit, the default).
+  void set_timeout(double seconds) { timeout_s_ = seconds; }
+  double timeout() const { return timeout_s_; }
   int rank() const { return rank_; }
   int size() const { return size_; }
 
@@ -192,7 +224,7 @@ class MpiComm : public AsyncCollectives<MpiComm> {
   Handle all_reduce_async(const_span<T> in, std::span<T> out, ReduceOp op = ReduceOp::sum) {
     comm_detail::check_all_reduce<T>(name, in, out);
     comm_traffic::record(stats_, comm_traffic::all_reduce(out.size_bytes(), size_));
-    Handle handle;
+    Handle handle = start("all_reduce");
     const void* send = in.data() == out.data() ? MPI_IN_PLACE : in.data();
     mpi_detail::check(
         MPI_Iallreduce(send, out.data(), mpi_detail::count(out.size(), "all_reduce"),
@@ -205,7 +237,7 @@ class MpiComm : public AsyncCollectives<MpiComm> {
   Handle reduce_scatter_async(const_span<T> in, std::span<T> out) {
     comm_detail::check_reduce_scatter<T>(name, in, out, rank_, size_);
     comm_traffic::record(stats_, comm_traffic::reduce_scatter(in.size_bytes(), size_));
-    Handle handle;
+    Handle handle = start("reduce_scatter");
     T* result = out.data();
     if (!out.empty() && out.data() == in.data() + rank_ * out.size()) {  // in place: stage the result
       handle.staging_.resize(out.size_bytes());
@@ -223,7 +255,7 @@ class MpiComm : public AsyncCollectives<MpiComm> {
   Handle all_gather_async(const_span<T> in, std::span<T> out) {
     comm_detail::check_all_gather<T>(name, in, out, rank_, size_);
     comm_traffic::record(stats_, comm_traffic::all_gather(out.size_bytes(), size_));
-    Handle handle;
+    Handle handle = start("all_gather");
     const bool in_place = !in.empty() && in.data() == out.data() + rank_ * in.size();
     const int n = mpi_detail::count(in.size(), "all_gather");
     mpi_detail::check(MPI_Iallgather(in_place ? MPI_IN_PLACE : in.data(), n, mpi_detail::datatype<T>(),
@@ -236,7 +268,7 @@ class MpiComm : public AsyncCollectives<MpiComm> {
   Handle send_recv_async(const_span<T> send, int dest, std::span<T> recv, int source) {
     comm_detail::check_send_recv<T>(name, send, dest, recv, source, size_);
     comm_traffic::record(stats_, comm_traffic::send_recv(send.size_bytes(), dest == rank_));
-    Handle handle;
+    Handle handle = start("send_recv");
     mpi_detail::check(
         MPI_Irecv(recv.data(), mpi_detail::count(recv.size(), "send_recv"), mpi_detail::datatype<T>(), source,
                   send_recv_tag, comm_, &handle.requests_[0]),
@@ -251,9 +283,11 @@ class MpiComm : public AsyncCollectives<MpiComm> {
   void broadcast(std::span<T> data, int root) {
     comm_detail::check_rank(name, "broadcast", "root", root, size_);
     comm_traffic::record(stats_, comm_traffic::broadcast(data.size_bytes(), rank_ == root));
-    mpi_detail::check(MPI_Bcast(data.data(), mpi_detail::count(data.size(), "broadcast"),
-                                mpi_detail::datatype<T>(), root, comm_),
-                      "MPI_Bcast");
+    Handle handle = start("broadcast");
+    mpi_detail::check(MPI_Ibcast(data.data(), mpi_detail::count(data.size(), "broadcast"),
+                                 mpi_detail::datatype<T>(), root, comm_, &handle.requests_[0]),
+                      "MPI_Ibcast");
+    handle.wait();
   }
 
   MpiComm split(int color, int key) const {
@@ -262,10 +296,15 @@ class MpiComm : public AsyncCollectives<MpiComm> {
     mpi_detail::check(MPI_Comm_split(comm_, color, key, &part), "MPI_Comm_split");
     MpiComm result;
     result.adopt(part);
+    result.timeout_s_ = timeout_s_;
     return result;
   }
 
-  void barrier() { mpi_detail::check(MPI_Barrier(comm_), "MPI_Barrier"); }
+  void barrier() {
+    Handle handle = start("barrier");
+    mpi_detail::check(MPI_Ibarrier(comm_, &handle.requests_[0]), "MPI_Ibarrier");
+    handle.wait();
+  }
 
   const CommStats& stats() const { return stats_; }
   void reset_stats() { stats_ = {}; }
@@ -275,6 +314,13 @@ class MpiComm : public AsyncCollectives<MpiComm> {
   static constexpr int send_recv_tag = 0x5f3;
 
   MpiComm() = default;
+
+  // An empty handle for `operation`, carrying this communicator's timeout.
+  Handle start(const char* operation) const {
+    Handle handle;
+    handle.limit_ = {timeout_s_, operation, rank_, size_};
+    return handle;
+  }
 
   void adopt(MPI_Comm comm) {
     comm_ = comm;
@@ -286,6 +332,7 @@ class MpiComm : public AsyncCollectives<MpiComm> {
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
   int size_ = 1;
+  double timeout_s_ = 0;
   CommStats stats_;
 };
 

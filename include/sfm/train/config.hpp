@@ -7,6 +7,7 @@
 // (train/trainer.hpp).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -53,6 +54,7 @@ struct TrainConfig {
   AttentionKind attention = AttentionKind::ring;
   MaskKind mask = MaskKind::adaptive;
   bool overlap = true;
+  double timeout_s = 600;  // the longest a rank waits for a collective (MpiComm::set_timeout); 0: no limit
   BackendKind backend = BackendKind::cpu;
   // output
   std::string dir;
@@ -73,7 +75,8 @@ inline nlohmann::json default_train_json() {
     "train": {"batch": 8, "micro_batch": 8, "steps": 300, "lr": 1.5e-4, "min_lr": 0.0, "warmup_steps": 20,
               "weight_decay": 0.05, "clip_grad": 1.0, "seed": 0, "recompute": "none",
               "skip_nonfinite": 0, "precision": null},
-    "parallel": {"dp": 1, "cp": 1, "zero": 2, "attention": "ring", "mask": "adaptive", "overlap": true},
+    "parallel": {"dp": 1, "cp": 1, "zero": 2, "attention": "ring", "mask": "adaptive", "overlap": true,
+                 "timeout_s": 600},
     "backend": "cpu",
     "output": {"dir": "runs/tiny", "log_every": 10, "checkpoint_every": 100, "images_every": 100,
                "keep_checkpoints": 3, "overwrite": false}
@@ -217,6 +220,9 @@ inline TrainConfig parse_train_config(const nlohmann::json& j) {
   c.attention = parse_attention_kind(get<std::string>(j, "parallel", "attention"), "config: parallel.attention");
   c.mask = parse_mask_kind(get<std::string>(j, "parallel", "mask"), "config: parallel.mask");
   c.overlap = get<bool>(j, "parallel", "overlap");
+  c.timeout_s = get<double>(j, "parallel", "timeout_s");
+  SFM_CHECK(c.timeout_s >= 0 && std::isfinite(c.timeout_s), "config: parallel.timeout_s must be >= 0 seconds (0: no ",
+            "limit), got ", c.timeout_s);
   SFM_CHECK(c.dp >= 1 && c.cp >= 1, "config: parallel.dp and parallel.cp must be at least 1");
   SFM_CHECK(c.attention != AttentionKind::local || c.cp == 1, "config: parallel.attention: 'local' keeps each ",
             "sequence on one rank, so it needs parallel.cp = 1 (got ", c.cp, "); use ring or all_gather");

@@ -1,5 +1,5 @@
 // MAE random masking: from per-sample noise to the visible token ids and the hidden-token mask,
-// and the mask policies that choose how many tokens stay visible.
+// the mask policies that choose how many tokens stay visible, and the all-visible plan of inference.
 //
 // Exactly MAE's random_masking: ids_shuffle = stable ascending argsort of the noise, the first
 // len_keep are visible, mask = 1 for hidden tokens. A mask policy decides len_keep: RandomMask uses
@@ -50,6 +50,17 @@ inline MaskPlan mask_from_noise(std::span<const float> noise, int64_t batch, int
       plan.hidden[size_t(b * tokens + order[size_t(k)])] = 0;
     }
   }
+  return plan;
+}
+
+// Every token visible, in grid order (len_keep = N, nothing hidden): the plan of an encoder that
+// embeds whole volumes (VitMae::encode), MAE's forward_encoder at mask ratio 0.
+inline MaskPlan all_visible(int64_t batch, int64_t tokens) {
+  SFM_CHECK(batch >= 1 && tokens >= 1, "all_visible: batch ", batch, ", tokens ", tokens);
+  MaskPlan plan{batch, tokens, tokens, std::vector<int64_t>(size_t(batch * tokens)),
+                std::vector<uint8_t>(size_t(batch * tokens), 0)};
+  for (int64_t b = 0; b < batch; ++b)
+    std::iota(plan.ids_keep.begin() + b * tokens, plan.ids_keep.begin() + (b + 1) * tokens, int64_t(0));
   return plan;
 }
 

@@ -42,6 +42,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "sfm/core/error.hpp"
@@ -167,33 +168,18 @@ class VitMae {
     const int64_t B = mask.batch, N = config_.tokens(), P = config_.patch_size();
     const int64_t D = config_.dim, Dd = config_.decoder_dim;
     const int64_t Re = sh.encoder.rows(), Rd = sh.decoder.rows();  // rows per sample on this rank
-    visible_ids_.assign(sh.visible_ids.begin(), sh.visible_ids.end());
     token_hidden_.assign(sh.token_hidden.begin(), sh.token_hidden.end());
     bridge_gathered_.assign(sh.bridge_gathered.begin(), sh.bridge_gathered.end());
     bridge_decoder_.assign(sh.bridge_decoder.begin(), sh.bridge_decoder.end());
 
-    // Stem: patch embedding (Conv3d ≡ patchify + linear) and positional embedding of every token,
-    // then this rank's encoder rows: cls (rank 0) and its visible tokens.
-    GroupSpan<T> p = store_->acquire_params(stem_group_);
-    patchify(be, a.patches, volume, B, config_.grid());
-    linear_forward(be, a.tokens, a.patches, p.at(patch_w_), p.at(patch_b_), B * N, P, D);
-    add_rows_broadcast(be, TokenRows<T>{a.tokens, N}, pos_embed_table_.data() + D, B, N, D);
-    if (sh.encoder.padding(sh.rank) > 0) fill_zero(be, a.enc_in, B * Re * D);
-    if (sh.visible_row > 0) {
-      fill_rows(be, TokenRows<T>{a.enc_in, Re}, p.at(cls_token_), nullptr, B, 1, D);
-      add_rows_broadcast(be, TokenRows<T>{a.enc_in, Re}, pos_embed_table_.data(), B, 1, D);
-    }
-    gather_tokens(be, TokenRows<T>{a.enc_in, Re, sh.visible_row}, TokenRows<const T>{a.tokens, N},
-                  visible_ids_.data(), B, sh.visible, D);
-    store_->release_params(stem_group_);
-
+    stem_forward(volume, sh);
     stack_forward(encoder_, a.encoder, B, sh.encoder);
 
     // Bridge: the encoder's final norm and the decoder embedding of this rank's rows, gathered from
     // every rank; then the decoder input: embedded cls and visible tokens at their positions (copied
     // through a compact buffer, d_small, free in the forward), mask tokens at hidden ones, positional
     // embedding of this rank's positions.
-    p = store_->acquire_params(bridge_group_);
+    GroupSpan<T> p = store_->acquire_params(bridge_group_);
     layernorm_forward(be, a.latent, a.latent_mean, a.latent_rstd, a.encoder.out, p.at(encoder_norm_w_),
                       p.at(encoder_norm_b_), B * Re, D, kNormEps);
     linear_forward(be, bridge_chunk(), a.latent, p.at(decoder_embed_w_), p.at(decoder_embed_b_), B * Re, D, Dd);
@@ -231,6 +217,42 @@ class VitMae {
                                  TokenRows<const T>{a.pred, Rd, sh.token_row}, target, token_hidden_.data(), B,
                                  sh.token_count, P, config_.norm_pix_loss, loss_normalizer);
     return cp.sum(loss);
+  }
+
+  // The encoder's features of `batch` volumes [batch, Z, Y, X] (C order, backend memory) with every
+  // token visible, in grid order: `features` [batch, N, D] on the host, fp32, the encoder's final
+  // LayerNorm output without the cls row (MAE's forward_encoder at mask ratio 0, latent[:, 1:]).
+  // Forward only: the decoder does not run, and nothing is kept for a backward (backward() after it
+  // is refused). The arena is the training one sized for that: N + 1 encoder rows, every encoder
+  // block's internals shared (as under Recompute: one block's worth), no decoder rows. One rank only.
+  void encode(const float* volume, int64_t batch, std::span<float> features) {
+    SFM_CHECK(store_ != nullptr, "VitMae::encode(): no parameter store (use_param_store() was not called)");
+    SFM_CHECK(context_parallel().size() == 1, "VitMae::encode() runs on one rank, not under context parallelism");
+    const int64_t N = config_.tokens(), D = config_.dim;
+    SFM_CHECK(batch >= 1 && int64_t(features.size()) == batch * N * D, "VitMae::encode(): ", features.size(),
+              " feature values for batch ", batch, " × ", N, " tokens × ", D, " channels");
+    const SequenceShard sh(all_visible(batch, N), 1, 0);
+    acts_.reserve(config_, ActivationShape{batch, N + 1, 0, 1, 0, Recompute{config_.depth, 0}});
+    const Backend be{};
+    Activations<Array, T>& a = acts_;
+    shard_ = SequenceShard{};  // what a backward() would need is not kept
+
+    stem_forward(volume, sh);
+    stack_forward(encoder_, a.encoder, batch, sh.encoder);
+    // The final norm of every row, then the token rows (cls dropped) compacted into a.tokens, free
+    // since the stem.
+    const GroupSpan<T> p = store_->acquire_params(bridge_group_);
+    layernorm_forward(be, a.latent, a.latent_mean, a.latent_rstd, a.encoder.out, p.at(encoder_norm_w_),
+                      p.at(encoder_norm_b_), batch * (N + 1), D, kNormEps);
+    store_->release_params(bridge_group_);
+    copy_rows(be, TokenRows<T>{a.tokens, N}, TokenRows<const T>{a.latent, N + 1, 1}, batch, N, D);
+    if constexpr (std::is_same_v<T, float>) {
+      copy_to_host(be, features.data(), a.tokens, batch * N * D);
+    } else {
+      std::vector<T> host(features.size());
+      copy_to_host(be, host.data(), a.tokens, batch * N * D);
+      for (size_t i = 0; i < host.size(); ++i) features[i] = float(host[i]);
+    }
   }
 
   // Backward of the last forward(): adds the parameter gradients into grads().
@@ -352,6 +374,28 @@ class VitMae {
   // gradient (backward).
   T* bridge_chunk() {
     return acts_.bridge + int64_t(shard_.rank) * shard_.batch * shard_.encoder.rows() * config_.decoder_dim;
+  }
+
+  // Stem: patch embedding (Conv3d ≡ patchify + linear) and positional embedding of every token of
+  // `volume`, then this rank's encoder rows a.enc_in: cls (rank 0) and its visible tokens of `sh`.
+  void stem_forward(const float* volume, const SequenceShard& sh) {
+    const Backend be{};
+    Activations<Array, T>& a = acts_;
+    const int64_t B = sh.batch, N = config_.tokens(), P = config_.patch_size(), D = config_.dim;
+    const int64_t Re = sh.encoder.rows();
+    visible_ids_.assign(sh.visible_ids.begin(), sh.visible_ids.end());
+    const GroupSpan<T> p = store_->acquire_params(stem_group_);
+    patchify(be, a.patches, volume, B, config_.grid());
+    linear_forward(be, a.tokens, a.patches, p.at(patch_w_), p.at(patch_b_), B * N, P, D);
+    add_rows_broadcast(be, TokenRows<T>{a.tokens, N}, pos_embed_table_.data() + D, B, N, D);
+    if (sh.encoder.padding(sh.rank) > 0) fill_zero(be, a.enc_in, B * Re * D);
+    if (sh.visible_row > 0) {
+      fill_rows(be, TokenRows<T>{a.enc_in, Re}, p.at(cls_token_), nullptr, B, 1, D);
+      add_rows_broadcast(be, TokenRows<T>{a.enc_in, Re}, pos_embed_table_.data(), B, 1, D);
+    }
+    gather_tokens(be, TokenRows<T>{a.enc_in, Re, sh.visible_row}, TokenRows<const T>{a.tokens, N},
+                  visible_ids_.data(), B, sh.visible, D);
+    store_->release_params(stem_group_);
   }
 
   // A group's backward is complete: its gradients can be reduced, its parameters dropped.

@@ -63,6 +63,29 @@ sfm::FullOptimizerState train_span(int ranks, const ZeroRun& run, int first, int
   return result;
 }
 
+// Bytes rank 0 sends in one step of `run` (one micro-batch) at stage `Stage` and precision `Prec` on P ranks.
+template <int Stage, class Prec>
+double step_bytes_sent(int P, const ZeroRun& run) {
+  double bytes = 0;
+  sfm::run_ranks(P, [&](ThreadComm& comm) {
+    sfm::VitMae<sfm::Cpu, Prec> model(sfm::test::zero_test_config(), false);
+    sfm::ZeroOptimizer<sfm::ZeroStage<Stage>, ThreadComm, sfm::Cpu, Prec> zero(model.table(), comm);
+    model.use_param_store(zero);
+    zero.init_params(run.seed);
+    comm.reset_stats();
+    sfm::test::zero_rank_passes(model, run, 0, comm.rank(), P);
+    zero.step(run.lr, run.clip);
+    if (comm.rank() == 0) bytes = double(comm.stats().bytes_sent);
+  });
+  return bytes;
+}
+
+// The padded fp32 gradient bytes of the test model on P ranks.
+double gradient_bytes(int P) {
+  const sfm::VitMae<sfm::Cpu> model(sfm::test::zero_test_config(), false);
+  return double(sfm::ShardLayout(model.table(), P, 0).padded_size()) * 4;
+}
+
 }  // namespace
 
 TEST_CASE("ZeRO stages 1-3 are bitwise equal to stage 0; stage 0 equals single-rank training") {
@@ -113,21 +136,7 @@ TEST_CASE("ZeRO traffic per step: 2(P-1)/P of the gradient bytes for stages 0-2,
   run.steps = 1;
   run.micro_batches = 1;
   const int P = 4;
-  auto traffic = [&]<int Stage>() {
-    double ratio = 0;
-    sfm::run_ranks(P, [&](ThreadComm& comm) {
-      comm.reset_stats();
-      sfm::VitMae<sfm::Cpu> model(sfm::test::zero_test_config(), false);
-      sfm::ZeroOptimizer<sfm::ZeroStage<Stage>, ThreadComm, sfm::Cpu> zero(model.table(), comm);
-      model.use_param_store(zero);
-      zero.init_params(run.seed);
-      sfm::test::zero_rank_passes(model, run, 0, comm.rank(), P);
-      zero.step(run.lr, run.clip);
-      const double gradient_bytes = double(zero.layout().padded_size()) * 4;
-      if (comm.rank() == 0) ratio = double(comm.stats().bytes_sent) / gradient_bytes;
-    });
-    return ratio;
-  };
+  auto traffic = [&]<int Stage>() { return step_bytes_sent<Stage, Fp32>(P, run) / gradient_bytes(P); };
   const double ring = double(P - 1) / P;
   // The global-norm partials (P doubles) add a few bytes on top of the gradient traffic.
   CHECK(traffic.template operator()<0>() == Approx(2 * ring).epsilon(1e-3));
@@ -265,26 +274,9 @@ TEST_CASE("bf16 ZeRO gathers move half the bytes of fp32's; gradient reductions 
   run.steps = 1;
   run.micro_batches = 1;
   const int P = 4;
-  auto bytes_sent = [&]<int Stage, class Prec>() {
-    double bytes = 0;
-    sfm::run_ranks(P, [&](ThreadComm& comm) {
-      sfm::VitMae<sfm::Cpu, Prec> model(sfm::test::zero_test_config(), false);
-      sfm::ZeroOptimizer<sfm::ZeroStage<Stage>, ThreadComm, sfm::Cpu, Prec> zero(model.table(), comm);
-      model.use_param_store(zero);
-      zero.init_params(run.seed);
-      comm.reset_stats();
-      sfm::test::zero_rank_passes(model, run, 0, comm.rank(), P);
-      zero.step(run.lr, run.clip);
-      if (comm.rank() == 0) bytes = double(comm.stats().bytes_sent);
-    });
-    return bytes;
-  };
+  auto bytes_sent = [&]<int Stage, class Prec>() { return step_bytes_sent<Stage, Prec>(P, run); };
   const double ring = double(P - 1) / P;
-  double gradient_bytes = 0;
-  {
-    const sfm::VitMae<sfm::Cpu> model(sfm::test::zero_test_config(), false);
-    gradient_bytes = double(sfm::ShardLayout(model.table(), P, 0).padded_size()) * 4;
-  }
+  const double grad_bytes = gradient_bytes(P);
   // Per step: reductions of fp32 gradients (all-reduce 2·ring or reduce-scatter 1·ring) plus the
   // parameter gathers: stages 1-2 once after the step, stage 3 before forward and backward.
   // (The global-norm partials add P doubles.)
@@ -294,10 +286,10 @@ TEST_CASE("bf16 ZeRO gathers move half the bytes of fp32's; gradient reductions 
   const double bf16[4] = {bytes_sent.template operator()<0, Bf16Mixed>(), bytes_sent.template operator()<1, Bf16Mixed>(),
                           bytes_sent.template operator()<2, Bf16Mixed>(), bytes_sent.template operator()<3, Bf16Mixed>()};
   for (int k = 0; k < 4; ++k) {
-    INFO("stage " << k << ": fp32 " << fp32[k] << " bytes, bf16 " << bf16[k] << " bytes; gradients " << gradient_bytes);
-    CHECK(fp32[k] / gradient_bytes == Approx(reduce[k] + gathers[k]).epsilon(1e-3));
-    CHECK(bf16[k] / gradient_bytes == Approx(reduce[k] + gathers[k] / 2).epsilon(1e-3));
-    if (k > 0) CHECK((fp32[k] - bf16[k]) * 2 == Approx(fp32[k] - reduce[k] * gradient_bytes).epsilon(1e-2));
+    INFO("stage " << k << ": fp32 " << fp32[k] << " bytes, bf16 " << bf16[k] << " bytes; gradients " << grad_bytes);
+    CHECK(fp32[k] / grad_bytes == Approx(reduce[k] + gathers[k]).epsilon(1e-3));
+    CHECK(bf16[k] / grad_bytes == Approx(reduce[k] + gathers[k] / 2).epsilon(1e-3));
+    if (k > 0) CHECK((fp32[k] - bf16[k]) * 2 == Approx(fp32[k] - reduce[k] * grad_bytes).epsilon(1e-2));
   }
 }
 

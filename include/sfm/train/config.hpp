@@ -58,6 +58,7 @@ struct TrainConfig {
   std::string dir;
   int64_t log_every = 10, checkpoint_every = 100, images_every = 100, keep_checkpoints = 3;
   bool overwrite = false;
+  bool tensorboard = true;  // TensorBoard event files beside metrics.jsonl (train/tensorboard.hpp)
 };
 
 // The most samples one optimizer step may take (train.batch): far beyond any run's (MAE trains at
@@ -76,7 +77,7 @@ inline nlohmann::json default_train_json() {
     "parallel": {"dp": 1, "cp": 1, "zero": 2, "attention": "ring", "mask": "adaptive", "overlap": true},
     "backend": "cpu",
     "output": {"dir": "runs/tiny", "log_every": 10, "checkpoint_every": 100, "images_every": 100,
-               "keep_checkpoints": 3, "overwrite": false}
+               "keep_checkpoints": 3, "overwrite": false, "tensorboard": true}
   })");
 }
 
@@ -246,6 +247,7 @@ inline TrainConfig parse_train_config(const nlohmann::json& j) {
   c.images_every = get<int64_t>(j, "output", "images_every");
   c.keep_checkpoints = get<int64_t>(j, "output", "keep_checkpoints");
   c.overwrite = get<bool>(j, "output", "overwrite");
+  c.tensorboard = get<bool>(j, "output", "tensorboard");
   SFM_CHECK(c.log_every >= 1 && c.keep_checkpoints >= 1, "config: output.log_every and output.keep_checkpoints ",
             "must be at least 1");
   return c;

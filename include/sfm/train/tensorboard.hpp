@@ -86,7 +86,8 @@ inline Bytes image_value(std::string_view tag, int64_t width, int64_t height, st
   return out;
 }
 
-// Event {wall_time = 1 (double), step = 2, then one of file_version = 3, summary = 5, session_log = 6}.
+// Event {wall_time = 1 (double), step = 2, then one of file_version = 3, summary = 5, session_log = 7}
+// (6 is the deprecated log_message).
 inline Bytes event_head(int64_t step) {
   Bytes out;
   const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -200,7 +201,7 @@ class TensorBoardLog {
     Bytes start = event_head(keep_through + 1);
     Bytes session_log;
     put_varint_field(session_log, 1, 1);  // SessionLog.status = START
-    put_bytes_field(start, 6, session_log);
+    put_bytes_field(start, 7, session_log);
     write(start);
     out_.flush();
   }

@@ -1,5 +1,5 @@
-// Writes 8-bit grayscale images: PNG through libpng where sfm was built with it (SFM_HAVE_PNG),
-// else binary PGM, which every image viewer opens too. Written atomically (temp file + rename).
+// Encodes 8-bit grayscale images — PNG through libpng where sfm was built with it (SFM_HAVE_PNG),
+// else binary PGM, which every image viewer opens too — and writes them atomically (temp file + rename).
 #pragma once
 
 #include <cstdint>
@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sfm/core/error.hpp"
@@ -19,33 +20,43 @@
 
 namespace sfm::io {
 
-// Writes `pixels` (height rows of width bytes) to `stem` + ".png" (or ".pgm"); returns the path.
-inline std::filesystem::path write_gray_image(const std::filesystem::path& stem, int64_t width, int64_t height,
-                                              std::span<const uint8_t> pixels) {
-  SFM_CHECK(width > 0 && height > 0 && int64_t(pixels.size()) == width * height, "write_gray_image ", stem.string(),
-            ": ", pixels.size(), " pixels for ", width, "×", height);
+// An encoded image: the file's bytes and the extension that names its format.
+struct EncodedImage {
+  std::vector<std::byte> bytes;
+  std::string extension;  // ".png" or ".pgm"
+};
+
+// Encodes `pixels` (height rows of width bytes) as PNG (or PGM without libpng).
+inline EncodedImage encode_gray_image(int64_t width, int64_t height, std::span<const uint8_t> pixels) {
+  SFM_CHECK(width > 0 && height > 0 && int64_t(pixels.size()) == width * height, "encode_gray_image: ", pixels.size(),
+            " pixels for ", width, "×", height);
 #ifdef SFM_HAVE_PNG
-  const std::filesystem::path path = stem.string() + ".png";
   png_image image{};
   image.version = PNG_IMAGE_VERSION;
   image.width = png_uint_32(width);
   image.height = png_uint_32(height);
   image.format = PNG_FORMAT_GRAY;
   png_alloc_size_t size = 0;
-  SFM_CHECK(png_image_write_get_memory_size(image, size, 0, pixels.data(), 0, nullptr), "libpng: cannot size ",
-            path.string(), ": ", image.message);
+  SFM_CHECK(png_image_write_get_memory_size(image, size, 0, pixels.data(), 0, nullptr), "libpng: cannot size a ",
+            width, "×", height, " image: ", image.message);
   std::vector<std::byte> bytes(size);
-  SFM_CHECK(png_image_write_to_memory(&image, bytes.data(), &size, 0, pixels.data(), 0, nullptr), "libpng: cannot encode ",
-            path.string(), ": ", image.message);
+  SFM_CHECK(png_image_write_to_memory(&image, bytes.data(), &size, 0, pixels.data(), 0, nullptr),
+            "libpng: cannot encode a ", width, "×", height, " image: ", image.message);
   bytes.resize(size);
+  return {std::move(bytes), ".png"};
 #else
-  const std::filesystem::path path = stem.string() + ".pgm";
   const std::string header = "P5\n" + std::to_string(width) + " " + std::to_string(height) + "\n255\n";
   std::vector<std::byte> bytes(header.size() + pixels.size());
   std::memcpy(bytes.data(), header.data(), header.size());
   std::memcpy(bytes.data() + header.size(), pixels.data(), pixels.size());
+  return {std::move(bytes), ".pgm"};
 #endif
-  const std::span<const std::byte> pieces[] = {bytes};
+}
+
+// Writes `image` to `stem` + its extension; returns the path.
+inline std::filesystem::path write_image(const std::filesystem::path& stem, const EncodedImage& image) {
+  const std::filesystem::path path = stem.string() + image.extension;
+  const std::span<const std::byte> pieces[] = {image.bytes};
   write_file_atomically(path, pieces);
   return path;
 }

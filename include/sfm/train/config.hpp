@@ -60,6 +60,7 @@ struct TrainConfig {
   std::string dir;
   int64_t log_every = 10, checkpoint_every = 100, images_every = 100, keep_checkpoints = 3;
   bool overwrite = false;
+  bool tensorboard = true;  // TensorBoard event files beside metrics.jsonl (train/tensorboard.hpp)
 };
 
 // The most samples one optimizer step may take (train.batch): far beyond any run's (MAE trains at
@@ -79,7 +80,7 @@ inline nlohmann::json default_train_json() {
                  "timeout_s": 600},
     "backend": "cpu",
     "output": {"dir": "runs/tiny", "log_every": 10, "checkpoint_every": 100, "images_every": 100,
-               "keep_checkpoints": 3, "overwrite": false}
+               "keep_checkpoints": 3, "overwrite": false, "tensorboard": true}
   })");
 }
 
@@ -252,6 +253,7 @@ inline TrainConfig parse_train_config(const nlohmann::json& j) {
   c.images_every = get<int64_t>(j, "output", "images_every");
   c.keep_checkpoints = get<int64_t>(j, "output", "keep_checkpoints");
   c.overwrite = get<bool>(j, "output", "overwrite");
+  c.tensorboard = get<bool>(j, "output", "tensorboard");
   SFM_CHECK(c.log_every >= 1 && c.keep_checkpoints >= 1, "config: output.log_every and output.keep_checkpoints ",
             "must be at least 1");
   return c;

@@ -11,12 +11,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <filesystem>
 #include <span>
 #include <vector>
 
 #include "sfm/data/crop.hpp"
-#include "sfm/io/image.hpp"
 #include "sfm/kernels/patch_grid.hpp"
 #include "sfm/model/config.hpp"
 
@@ -123,13 +121,6 @@ inline GrayImage preview_image(const ModelConfig& c, const PreviewSample& s) {
     top += rows[r] + gap;
   }
   return upscale(img, std::max<int64_t>(1, 160 / col_width));
-}
-
-// Writes the preview to `stem`.png (or .pgm without libpng); returns the path written.
-inline std::filesystem::path write_preview(const std::filesystem::path& stem, const ModelConfig& c,
-                                           const PreviewSample& s) {
-  const GrayImage img = preview_image(c, s);
-  return io::write_gray_image(stem, img.width, img.height, img.pixels);
 }
 
 }  // namespace sfm

@@ -24,12 +24,12 @@ namespace run_folder_detail {
 
 namespace fs = std::filesystem;
 
-// Files of a run in its folder: checkpoints (and their leftovers), `latest`, the metrics, the
-// config and the preview images.
+// Files of a run in its folder: checkpoints (and their leftovers), `latest`, the metrics (JSON
+// lines and TensorBoard events), the config and the preview images.
 inline bool is_run_file(const fs::path& path) {
   const std::string name = path.filename().string();
   return (name.starts_with("checkpoint-") && name.size() > 11 && name[11] >= '0' && name[11] <= '9') ||
-         name == "latest" || name == "metrics.jsonl" || name == "config.json";
+         name == "latest" || name == "metrics.jsonl" || name == "config.json" || name.starts_with("events.out.tfevents.");
 }
 
 inline bool is_preview(const fs::path& path) {

@@ -1,5 +1,6 @@
 // The trainer: a TrainConfig and a communicator → a ViT-MAE training run with checkpoints, metrics
-// and reconstruction previews. The CLI's `sfm train` is a thin shell around train().
+// and reconstruction previews (also as TensorBoard events: train/tensorboard.hpp). The CLI's
+// `sfm train` is a thin shell around train().
 //
 // World = dp × cp ranks on a Mesh (parallel/mesh.hpp): each dp replica runs
 // batch / (dp · micro_batch) micro-batches per step on its own slice of the global batch, and the cp
@@ -45,6 +46,7 @@
 #include "sfm/data/loader.hpp"
 #include "sfm/kernels/backend.hpp"
 #include "sfm/data/synthetic.hpp"
+#include "sfm/io/image.hpp"
 #include "sfm/mae/mask.hpp"
 #include "sfm/model/vit_mae.hpp"
 #include "sfm/optim/lr_schedule.hpp"
@@ -57,6 +59,7 @@
 #include "sfm/train/run_checkpoint.hpp"
 #include "sfm/train/run_folder.hpp"
 #include "sfm/train/stop_signal.hpp"
+#include "sfm/train/tensorboard.hpp"
 
 namespace sfm {
 
@@ -174,11 +177,13 @@ class Trainer {
     const bool lead = world_.rank() == 0;
     const std::filesystem::path out = c_.dir;
     std::unique_ptr<ProgressLog> log;
+    std::unique_ptr<TensorBoardLog> board;  // output.tensorboard
     if (lead) {
       if (options_.resume.empty() && c_.overwrite) clear_previous_run(out);
       std::filesystem::create_directories(out / "images");
       std::ofstream(out / "config.json") << c_.json.dump(2) << "\n";
       log = std::make_unique<ProgressLog>(out, start, options_.console);
+      if (c_.tensorboard) board = std::make_unique<TensorBoardLog>(out, start);
       log->note("sfm train: model " + c_.model.name + " (" + std::to_string(c_.model.tokens()) + " tokens), batch " +
                 std::to_string(c_.batch) + " (dp " + std::to_string(c_.dp) + " × " +
                 std::to_string(c_.batch / (c_.dp * c_.micro_batch)) + " micro-batches of " +
@@ -270,10 +275,16 @@ class Trainer {
         r.elapsed_s = std::chrono::duration<double>(now - t0).count();
         r.eta_s = r.elapsed_s / double(step + 1 - start) * double(c_.steps - step - 1);
         log->report(r);
+        if (board) board->report(r);
         window_start = now, window_loss = window_wait = window_norm = 0, window_steps = window_good = 0;
       }
-      if (preview && lead)
-        log->note("sfm train: wrote " + write_preview(out / "images" / ("step-" + std::to_string(step + 1)), m, sample).string());
+      if (preview && lead) {
+        const GrayImage image = preview_image(m, sample);
+        const io::EncodedImage file = io::encode_gray_image(image.width, image.height, image.pixels);
+        log->note("sfm train: wrote " + io::write_image(out / "images" / ("step-" + std::to_string(step + 1)), file).string());
+        // TensorBoard shows PNG, not the PGM of a build without libpng.
+        if (board && file.extension == ".png") board->image("preview", step + 1, image.width, image.height, file.bytes);
+      }
       if (last || interrupted || (c_.checkpoint_every > 0 && (step + 1) % c_.checkpoint_every == 0)) {
         result.checkpoint = last_checkpoint = save(step + 1, last_checkpoint);
         if (lead) log->note("sfm train: checkpoint " + result.checkpoint.string());

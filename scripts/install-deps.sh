@@ -32,7 +32,7 @@ if [ "${SFM_SKIP_VENV:-0}" != 1 ]; then
   if [ ! -x .venv/bin/python ]; then
     "$venv_python" -m venv .venv
   fi
-  if ! .venv/bin/python -c 'import zarr, numcodecs, tensorstore, mdio, moto, zarrs, tensorboard' 2>/dev/null; then
+  if ! .venv/bin/python -c 'import zarr, numcodecs, tensorstore, mdio, moto, zarrs, tensorboard, PIL' 2>/dev/null; then
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -r scripts/requirements-venv.txt
   fi

@@ -42,7 +42,7 @@ TEST_CASE("stitching equals the brute-force mean over the windows covering each 
   const int64_t tokens = sfm::box_voxels(w);
   sfm::FeatureStitcher stitcher(plan, dim);
   for (int64_t i = 0; i < plan.count(); ++i) stitcher.add(i, window_features(i, tokens, dim));
-  const std::vector<float> stitched = std::move(stitcher).average();
+  const std::vector<float> stitched = stitcher.average();
   REQUIRE(int64_t(stitched.size()) == plan.cells() * dim);
 
   double worst = 0;
@@ -83,4 +83,35 @@ TEST_CASE("windows: bad strides and a survey smaller than the crop are clear err
   CHECK_THROWS_WITH(sfm::plan_windows({64, 64, 64}, {32, 32, 32}, {8, 8, 8}, {40, 32, 32}),
                     contains("at most the crop 32"));
   CHECK_THROWS_WITH(sfm::plan_windows({64, 64, 64}, {32, 32, 32}, {8, 8, 8}, {0, 32, 32}), contains("--stride 0"));
+}
+
+TEST_CASE("streaming by rows: slabs written when final, and a resume from any slab, equal the whole-grid mean") {
+  const sfm::Box3 survey{37, 29, 45}, crop{16, 12, 16}, patch{4, 4, 4};
+  const sfm::Box3 stride = GENERATE(sfm::Box3{8, 4, 12}, sfm::Box3{16, 12, 16}, sfm::Box3{4, 8, 4});
+  const int64_t dim = 3;
+  const sfm::WindowPlan plan = sfm::plan_windows(survey, crop, patch, stride);
+  const int64_t tokens = sfm::box_voxels(plan.window_grid()), plane = plan.grid[1] * plan.grid[2] * dim;
+  sfm::FeatureStitcher whole(plan, dim);
+  for (int64_t i = 0; i < plan.count(); ++i) whole.add(i, window_features(i, tokens, dim));
+  const std::vector<float> expected = whole.average();
+
+  // Rows from first_row_of_slab(k) on, each slab taken as soon as slabs_final_after_row says so.
+  for (int64_t first_slab = 0; first_slab < plan.slabs(); ++first_slab) {
+    const int64_t depth = plan.slab_depth();
+    sfm::FeatureStitcher stream(plan, dim, first_slab * depth);
+    int64_t next = first_slab;
+    for (int64_t r = plan.first_row_of_slab(first_slab); r < plan.rows(); ++r) {
+      for (int64_t i = r * plan.row_windows(); i < (r + 1) * plan.row_windows(); ++i)
+        stream.add(i, window_features(i, tokens, dim));
+      for (; next < plan.slabs_final_after_row(r); ++next) {
+        const int64_t z0 = next * depth, z1 = std::min(z0 + depth, plan.grid[0]);
+        const std::vector<float> slab = stream.take(z0, z1);
+        INFO("stride " << stride[0] << ", resumed at slab " << first_slab << ", slab " << next);
+        REQUIRE(int64_t(slab.size()) == (z1 - z0) * plane);
+        CHECK(std::equal(slab.begin(), slab.end(), expected.begin() + z0 * plane));  // bitwise: same sums, same order
+      }
+    }
+    CHECK(next == plan.slabs());
+  }
+  CHECK(plan.first_row_of_slab(plan.slabs()) == plan.rows());
 }

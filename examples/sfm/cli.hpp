@@ -89,6 +89,7 @@ inline nlohmann::json read_json_file(const std::string& path) {
   }
 }
 
+int run_embed(int argc, char** argv);
 int run_eval(int argc, char** argv);
 int run_train(int argc, char** argv);
 int run_zarr(int argc, char** argv);

@@ -5,7 +5,10 @@
 //   `sfm train` with `"backend": "cuda"` (train_cuda.hpp; with NCCL and MPI, SFM_CLI_HAVE_CUDA_TRAIN):
 //     the one trainer of train/trainer.hpp, instantiated for VitMae<Cuda> and
 //     ZeroOptimizer<·, NcclComm, Cuda>.
+//   `sfm embed --backend cuda` (embed_run.hpp): the encoder on VitMae<Cuda>, the windows' features
+//     gathered over the host world (MpiComm with MPI, else one rank).
 #include "bench_cuda.hpp"
+#include "embed_run.hpp"
 #include "sfm/kernels/cuda/step_bench.cuh"
 #ifdef SFM_CLI_HAVE_CUDA_TRAIN
 #include "sfm/comm/nccl.hpp"
@@ -19,7 +22,6 @@ nlohmann::json bench_train_cuda(const ModelConfig& config, const StepBenchOption
   return cuda_train_bench(config, options, precision);
 }
 
-#ifdef SFM_CLI_HAVE_CUDA_TRAIN
 namespace {
 
 // The visible GPUs; no driver or no device is the CUDA runtime's error, before anything starts.
@@ -33,6 +35,13 @@ int device_count() {
 
 }  // namespace
 
+void embed_cuda(const EmbedRequest& request, SerialComm& world) {
+  device_count();
+  run_embedding<Cuda>(request, world);
+}
+
+#ifdef SFM_CLI_HAVE_CUDA_TRAIN
+
 TrainResult train_cuda(const TrainConfig& config, SerialComm&, const TrainOptions& options) {
   device_count();
   NcclComm world(cuda_context().comm_stream);
@@ -44,6 +53,11 @@ TrainResult train_cuda(const TrainConfig& config, MpiComm& mpi, const TrainOptio
   SFM_CUDA_CHECK(cudaSetDevice(mpi.local_rank() % device_count()));
   NcclComm world(mpi, cuda_context().comm_stream);
   return train<Cuda>(config, world, options);
+}
+
+void embed_cuda(const EmbedRequest& request, MpiComm& world) {
+  SFM_CUDA_CHECK(cudaSetDevice(world.local_rank() % device_count()));
+  run_embedding<Cuda>(request, world);
 }
 #endif
 

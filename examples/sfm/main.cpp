@@ -29,6 +29,14 @@ constexpr Command commands[] = {
     of a Zarr/MDIO volume, normalised as in training (--normalize robust|standard|none); one JSON line
 )",
      sfm::cli::run_eval},
+    {"embed", R"(embed --checkpoint M.safetensors --data URL --out OUT.zarr [--variable V] [--stride z,y,x]
+      [--batch B] [--backend cpu|cuda] [--precision fp32|bf16] [--normalize N] [--preview P.png] [--overwrite]
+    the encoder's token features over a whole survey (sliding windows of the crop, every --stride
+    voxels, default the crop; overlaps averaged) as a Zarr v3 group: features [gz, gy, gx, D] at
+    patch resolution with the survey's coordinates (docs/embed.md); under mpirun/srun on all ranks.
+    Run again to continue an interrupted embed; --preview: PCA colours of the middle slices
+)",
+     sfm::cli::run_embed},
     {"bench", R"(bench train --config NAME [--backend cpu|cuda] [--precision P] [--steps K] [--batch B] [--warmup W]
     time training steps of a named model on synthetic crops; prints JSON. P: fp32 or bf16 (mixed
     precision) on the CPU, fp32, tf32 (GEMMs on TF32 tensor cores) or bf16 on CUDA

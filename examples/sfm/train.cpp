@@ -8,13 +8,10 @@
 // Errors found before training starts, and a RunStopped (a non-finite step), are the same on every
 // rank and printed by rank 0 only; any other error during training on one rank aborts the whole
 // MPI job, so no rank waits forever. The resumed run writes into --resume's folder (train/run_folder.hpp).
-#include <omp.h>
-
 #include <cstdio>
-#include <cstdlib>
-#include <thread>
 
 #include "cli.hpp"
+#include "launcher.hpp"
 #include "sfm/comm/serial.hpp"
 #include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/train/trainer.hpp"
@@ -27,22 +24,6 @@
 
 namespace sfm::cli {
 namespace {
-
-// The launcher's rank and world size variables (Open MPI, MPICH/PMI, PMIx/Slurm); -1 when absent.
-int env_int(std::initializer_list<const char*> names) {
-  for (const char* name : names)
-    if (const char* v = std::getenv(name)) return std::atoi(v);
-  return -1;
-}
-int launcher_rank() { return env_int({"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"}); }
-int launcher_size() { return env_int({"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"}); }
-
-// One OpenMP thread per core among the node's ranks, unless OMP_NUM_THREADS says otherwise.
-void share_cores() {
-  if (std::getenv("OMP_NUM_THREADS")) return;
-  const int local = std::max(1, env_int({"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"}));
-  omp_set_num_threads(std::max(1, int(std::thread::hardware_concurrency()) / local));
-}
 
 nlohmann::json effective_config(const Args& args) {
   nlohmann::json config = default_train_json();

@@ -222,6 +222,51 @@ TEST_CASE("sampler: crops over dead traces are redrawn (MDIO trace mask)") {
   CHECK(cached_array.stats().cache_hits == 1);
 }
 
+TEST_CASE("volumes: a trace the mask marks dead reads as NaN from MDIO v1 (NaN stored) and v0 (0.0 stored)") {
+  const auto dir = tmp_dir("dead-nan");
+  const std::vector<int64_t> shape{6, 5, 8}, trace_shape{6, 5};
+  std::vector<float> values(6 * 5 * 8);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = 1.0f + float(i);
+  std::vector<uint8_t> mask(6 * 5, 1);
+  mask[2 * 5 + 3] = mask[4 * 5 + 0] = 0;
+  const io::zarr::DataType boolean{io::zarr::Kind::Bool, 1, false};
+
+  // v1: sfm's writer (amplitude, trace_mask); the dead traces hold values here, not NaN.
+  auto v1 = std::make_shared<io::FileStore>(dir / "v1.mdio");
+  io::mdio::write_v1(v1, "", shape, values);
+  io::zarr::WriteOptions m;
+  m.dimension_names = {"inline", "crossline"};
+  io::zarr::write_array<uint8_t>(v1, "trace_mask", trace_shape, mask, m, boolean);
+  // v0: Zarr v2, data/chunked_012 with 0.0 in the dead traces, metadata/live_mask.
+  auto v0 = std::make_shared<io::FileStore>(dir / "v0.mdio");
+  io::zarr::write_group(*v0, "", 2, {{"dimension", nlohmann::json::array()}});
+  std::vector<float> zeroed = values;
+  for (size_t t = 0; t < mask.size(); ++t)
+    if (!mask[t]) std::fill(zeroed.begin() + t * 8, zeroed.begin() + (t + 1) * 8, 0.0f);
+  io::zarr::WriteOptions v2;
+  v2.zarr_format = 2;
+  io::zarr::write_array<float>(v0, "data/chunked_012", shape, zeroed, v2);
+  io::zarr::write_array<uint8_t>(v0, "metadata/live_mask", trace_shape, mask, v2, boolean);
+
+  for (const char* name : {"v1.mdio", "v0.mdio"}) {
+    const auto volume = open_volume((dir / name).string());
+    std::vector<float> box(4 * 4 * 8);
+    volume->read({1, 0, 0}, {4, 4, 8}, box);  // inlines 1–4, crosslines 0–3: both dead traces
+    int64_t nan = 0, wrong = 0;
+    for (int64_t z = 0; z < 4; ++z)
+      for (int64_t y = 0; y < 4; ++y)
+        for (int64_t x = 0; x < 8; ++x) {
+          const float v = box[size_t((z * 4 + y) * 8 + x)];
+          const bool dead = mask[size_t((z + 1) * 5 + y)] == 0;
+          nan += std::isnan(v);
+          wrong += dead ? !std::isnan(v) : v != values[size_t(((z + 1) * 5 + y) * 8 + x)];
+        }
+    INFO(name);
+    CHECK(nan == 2 * 8);
+    CHECK(wrong == 0);
+  }
+}
+
 TEST_CASE("loader: same batches for any thread count; dp ranks draw disjoint samples") {
   const auto sampler = std::make_shared<const CropSampler>(std::vector<std::shared_ptr<const VolumeSource>>{synthetic_volume()},
                                                            options());

@@ -1,6 +1,6 @@
 // Tests of io/mdio.hpp: a real MDIO v1 dataset written by multidimio from a SEG-Y file made with
 // segyio opens by its root, finds `amplitude` and reads the SEG-Y traces; an MDIO v0-shaped store
-// (data/chunked_012, metadata/live_mask) opens too; sfm's MDIO v1 writer output opens in the MDIO
+// (data/chunked_012, metadata/live_mask) and the v1 layout in Zarr v2 open too; sfm's MDIO v1 writer output opens in the MDIO
 // library with the same values.
 #include <cmath>
 
@@ -42,8 +42,11 @@ TEST_CASE("MDIO datasets written by multidimio (v1) and shaped like v0 open by t
   const NpyF32 cube = read_npy_f32(dir / "cube.npy"), mask = read_npy_f32(dir / "mask.npy");
   const json info = read_json(dir / "info.json");
 
-  SECTION("v1") {
-    const mdio::Dataset ds = mdio::Dataset::open(std::make_shared<FileStore>(dir / "v1.mdio"));
+  SECTION("v1, in Zarr v3 and in Zarr v2") {
+    const std::string name = GENERATE("v1.mdio", "v1z2.mdio");
+    INFO(name);
+    const mdio::Dataset ds = mdio::Dataset::open(std::make_shared<FileStore>(dir / name));
+    CHECK(ds.root().zarr_format() == (name == "v1.mdio" ? 3 : 2));
     CHECK(ds.version() == 1);
     CHECK(ds.variable() == "amplitude");
     CHECK(ds.dimension_names() == std::vector<std::string>{"inline", "crossline", "time"});

@@ -5,9 +5,11 @@
 // Live traces: MDIO marks the traces that exist in a survey (v1 `trace_mask`, v0
 // `metadata/live_mask`) over the lateral dims [Z, Y]. The mask is read once and kept as a summed-area
 // table, so the live fraction of any crop's footprint costs four lookups. Volumes without a mask
-// count every trace as live.
+// count every trace as live. A dead trace reads as NaN from either MDIO version (ZarrVolume::read).
 #pragma once
 
+#include <algorithm>
+#include <limits>
 #include <memory>
 #include <span>
 #include <string>
@@ -95,8 +97,16 @@ class ZarrVolume final : public VolumeSource {
     }
   }
   Box3 shape() const override { return shape_; }
+  // Traces the mask marks dead read as NaN, whatever the store holds there (MDIO v1 leaves its NaN
+  // fill, v0 stores 0.0): one rule for both versions.
   void read(const Box3& origin, const Box3& crop, std::span<float> out) const override {
     array_.read_box(std::span<const int64_t>(origin), std::span<const int64_t>(crop), out);
+    if (live_.fraction(origin[0], origin[1], crop[0], crop[1]) == 1.0) return;
+    float* trace = out.data();
+    for (int64_t z = 0; z < crop[0]; ++z)
+      for (int64_t y = 0; y < crop[1]; ++y, trace += crop[2])
+        if (live_.fraction(origin[0] + z, origin[1] + y, 1, 1) == 0.0)
+          std::fill(trace, trace + crop[2], std::numeric_limits<float>::quiet_NaN());
   }
   const LiveMap& live() const override { return live_; }
   std::string describe() const override { return url_; }

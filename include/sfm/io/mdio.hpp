@@ -1,9 +1,10 @@
 // MDIO datasets: find the seismic volume inside an MDIO root, and write an MDIO v1-shaped one.
 //
-// MDIO v1 (Zarr v3, as multidimio 1.x writes it): a root group whose attributes hold
-// {"apiVersion", "name", "attributes": {"defaultVariableName": "amplitude", ...}}, the seismic
-// array (dimension_names inline/crossline/time|depth), 1-D coordinate arrays named after the dims,
-// and a boolean `trace_mask` over the trace dims. MDIO v0 (Zarr v2): `data/chunked_012` (one digit
+// MDIO v1 (Zarr v3, as multidimio 1.x writes it; or the same layout in Zarr v2, as it writes it
+// when zarr's default format is 2): a root group whose attributes hold {"apiVersion", "name",
+// "attributes": {"defaultVariableName": "amplitude", ...}}, the seismic array (dimension_names or
+// _ARRAY_DIMENSIONS inline/crossline/time|depth), 1-D coordinate arrays named after the dims, and
+// a boolean `trace_mask` over the trace dims. MDIO v0 (Zarr v2): `data/chunked_012` (one digit
 // per dim), `metadata/live_mask`, and root attributes "dimension": [{"name", "coords"}, ...].
 #pragma once
 
@@ -34,12 +35,15 @@ class Dataset {
               " is a Zarr array, not a group");
     Dataset ds{std::get<zarr::Group>(std::move(node))};
     const json& attrs = ds.root_.attributes();
-    if (ds.root_.zarr_format() == 3) {
+    std::string name;  // v1's default variable, wherever multidimio put it
+    if (attrs.contains("attributes") && attrs["attributes"].is_object())
+      name = attrs["attributes"].value("defaultVariableName", "");
+    if (name.empty()) name = attrs.value("defaultVariableName", "");
+    // The v1 layout: Zarr v3, or Zarr v2 where multidimio 1.x wrote it with zarr's default format 2
+    // (apiVersion 1.x and the default variable in the root attributes, dims in _ARRAY_DIMENSIONS).
+    const bool v1_in_v2 = ds.root_.zarr_format() == 2 && !name.empty() && attrs.contains("apiVersion");
+    if (ds.root_.zarr_format() == 3 || v1_in_v2) {
       ds.version_ = 1;
-      std::string name;
-      if (attrs.contains("attributes") && attrs["attributes"].is_object())
-        name = attrs["attributes"].value("defaultVariableName", "");
-      if (name.empty()) name = attrs.value("defaultVariableName", "");
       SFM_CHECK(!name.empty(), "not an MDIO v1 dataset: the root attributes of '", root, "' in ", store->describe(),
                 " have no attributes.defaultVariableName");
       ds.variable_ = name;

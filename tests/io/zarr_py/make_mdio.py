@@ -3,6 +3,8 @@
 usage: make_mdio.py make OUT_DIR
   OUT_DIR/survey.sgy   a small post-stack SEG-Y (segyio), inlines 10.., crosslines 20.., one dead trace
   OUT_DIR/v1.mdio      MDIO v1, ingested from it by multidimio (the real MDIO library)
+  OUT_DIR/v1z2.mdio    the same dataset in Zarr v2 (every array but the structured headers), as
+                       multidimio 1.x lays out v1 when zarr's default format is 2
   OUT_DIR/v0.mdio      an MDIO v0-shaped store (Zarr v2: data/chunked_012, metadata/live_mask)
   OUT_DIR/cube.npy     the traces as segyio reads them, [inline, crossline, sample], NaN where dead
   OUT_DIR/mask.npy     1 where a trace is live
@@ -79,6 +81,24 @@ def make_v0(path, cube, mask):
     zarr.consolidate_metadata(path, zarr_format=2)
 
 
+def make_v1_zarr2(source, path):
+    """v1's layout in Zarr v2: root attributes as they are, dims as _ARRAY_DIMENSIONS."""
+    import numcodecs
+    import zarr
+
+    src = zarr.open_group(source, mode="r")
+    dst = zarr.open_group(path, mode="w", zarr_format=2)
+    dst.attrs.update(dict(src.attrs))
+    blosc = numcodecs.Blosc(cname="zstd", clevel=5, shuffle=1)
+    for name, a in src.arrays():
+        if a.dtype.names:  # the structured trace headers
+            continue
+        b = dst.create_array(name, shape=a.shape, chunks=a.chunks, dtype=a.dtype, fill_value=a.fill_value,
+                             compressors=blosc)
+        b[...] = a[...]
+        b.attrs.update({**dict(a.attrs), "_ARRAY_DIMENSIONS": list(a.metadata.dimension_names)})
+
+
 def make(out):
     import mdio
     from mdio.builder.template_registry import get_template
@@ -89,6 +109,7 @@ def make(out):
     cube, mask, spec = make_segy(sgy)
     mdio.segy_to_mdio(get_segy_standard(1.0), get_template("PostStack3DTime"), sgy, os.path.join(out, "v1.mdio"),
                       overwrite=True)
+    make_v1_zarr2(os.path.join(out, "v1.mdio"), os.path.join(out, "v1z2.mdio"))
     make_v0(os.path.join(out, "v0.mdio"), cube, mask)
     np.save(os.path.join(out, "cube.npy"), cube)
     np.save(os.path.join(out, "mask.npy"), mask)

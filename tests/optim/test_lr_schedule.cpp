@@ -2,7 +2,6 @@
 // base_lr, half-cycle cosine to min_lr, min_lr past the end) and MAE's batch scaling rule. That the
 // trainer applies and logs this schedule is checked in train/test_trainer.cpp.
 #include <cmath>
-#include <numbers>
 
 #include "sfm/optim/lr_schedule.hpp"
 #include "sfm_test.hpp"

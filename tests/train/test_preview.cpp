@@ -4,6 +4,7 @@
 // x = X/2 slices; columns: input, masked input, reconstruction) whose gray levels span ±3 standard
 // deviations of the input. Volumes of 5 ± 1 (mean 5, deviation 1) make the levels exact:
 // 127.5 ± 127.5/3 = 170 and 85; hidden voxels are black (0) in the masked column.
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <vector>

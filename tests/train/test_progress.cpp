@@ -1,7 +1,6 @@
 // train/progress.hpp: the progress line and metrics.jsonl records for given reports, against
 // lines written out by hand from the documented format (printf rounding, h:mm:ss / m:ss ETA),
 // the edge cases of an empty window and a finished run, and metrics.jsonl's trim on resume.
-#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <string>

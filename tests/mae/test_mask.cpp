@@ -1,7 +1,7 @@
 // Mask policies (mae/mask.hpp) for context parallelism: cp_len_keep makes the encoder sequence
 // divisible by cp with the len_keep nearest the requested ratio, and decoder_shard lays the decoder
 // sequence over cp ranks so that every position is held exactly once and the sharded unshuffle
-// equals the model's unsharded one.
+// equals the model's unsharded one. Every documented precondition violation is an error naming it.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -165,4 +165,38 @@ TEST_CASE("the decoder unshuffle under cp equals the unsharded one") {
                     full[size_t((b * Ld + shard.first() + i) * Dd + c)]);
     }
   }
+}
+
+TEST_CASE("mask.hpp's preconditions: each violation throws a message naming it") {
+  using sfm::test::contains;
+  const std::vector<float> noise(2 * 8, 0.5f);  // batch 2 × tokens 8
+  // The noise must hold batch × tokens values.
+  CHECK_THROWS_WITH(sfm::mask_from_noise(noise, 3, 8, 2),
+                    contains("mask noise has 16 values, expected batch 3 × tokens 8"));
+  CHECK_THROWS_WITH(sfm::mask_from_noise(noise, 1, 8, 2),
+                    contains("mask noise has 16 values, expected batch 1 × tokens 8"));
+  // len_keep in [1, tokens]: both ends allowed, one past either end not.
+  CHECK_NOTHROW(sfm::mask_from_noise(noise, 2, 8, 1));
+  CHECK_NOTHROW(sfm::mask_from_noise(noise, 2, 8, 8));
+  CHECK_THROWS_WITH(sfm::mask_from_noise(noise, 2, 8, 0), contains("len_keep 0 outside [1, 8]"));
+  CHECK_THROWS_WITH(sfm::mask_from_noise(noise, 2, 8, 9), contains("len_keep 9 outside [1, 8]"));
+  // all_visible needs a sample and a token.
+  CHECK_NOTHROW(sfm::all_visible(1, 1));
+  CHECK_THROWS_WITH(sfm::all_visible(0, 8), contains("all_visible: batch 0, tokens 8"));
+  CHECK_THROWS_WITH(sfm::all_visible(2, 0), contains("all_visible: batch 2, tokens 0"));
+  // cp_len_keep: a cp group of at least one rank, and some len_keep + 1 divisible by it.
+  CHECK_THROWS_WITH(sfm::cp_len_keep(64, 0.75, 0), contains("cp 0 must be at least 1"));
+  CHECK_THROWS_WITH(sfm::cp_len_keep(64, 0.75, -2), contains("cp -2 must be at least 1"));
+  CHECK_NOTHROW(sfm::cp_len_keep(7, 0.75, 8));  // len_keep 7: 7 + 1 = 8
+  CHECK_THROWS_WITH(sfm::cp_len_keep(6, 0.75, 8), contains("no len_keep in [1, 6] has len_keep + 1 divisible by cp 8"));
+  // decoder_shard: the rank must be in the cp group.
+  const MaskPlan plan = random_plan(2, 8, 2, 7);
+  CHECK_NOTHROW(sfm::decoder_shard(plan, 3, 2));
+  CHECK_THROWS_WITH(sfm::decoder_shard(plan, 3, 3), contains("decoder_shard: rank 3 of cp 3"));
+  CHECK_THROWS_WITH(sfm::decoder_shard(plan, 3, -1), contains("decoder_shard: rank -1 of cp 3"));
+  // parse_mask_kind: an unknown name is reported with the setting and the known names.
+  CHECK(sfm::parse_mask_kind("random", "config: parallel.mask") == sfm::MaskKind::random);
+  CHECK(sfm::parse_mask_kind("adaptive", "config: parallel.mask") == sfm::MaskKind::adaptive);
+  CHECK_THROWS_WITH(sfm::parse_mask_kind("Random", "config: parallel.mask"),
+                    contains("config: parallel.mask: 'Random' (known: adaptive, random)"));
 }

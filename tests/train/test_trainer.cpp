@@ -1,10 +1,13 @@
 // The trainer on one process and on ThreadComm ranks: the loss falls, resumed runs continue the
 // uninterrupted one (same and other world size, and across train.precision), checkpoints survive a
-// SIGKILL while being written, previews are written, and bad configs are clear errors.
+// SIGKILL while being written, previews are written (and decode to the input, masked input and
+// reconstruction panels), metrics.jsonl logs the lr schedule worked out by hand, and bad configs
+// are clear errors.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <fstream>
 #include <limits>
 
@@ -12,6 +15,7 @@
 #include "sfm/comm/thread.hpp"
 #include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/train/trainer.hpp"
+#include "io/gray_image_reader.hpp"
 #include "sfm_test.hpp"
 #include "train_test_util.hpp"
 
@@ -27,6 +31,36 @@ TrainResult run_serial(const TrainConfig& c, const std::filesystem::path& resume
   o.resume = resume;
   o.console = nullptr;
   return train<sfm::Cpu>(c, world, o);
+}
+
+// The preview of a `tiny` run (crop 32³): three panels of 32 px (input, masked input,
+// reconstruction) with 2 px gaps, enlarged by a whole factor. Visible voxels are the input in both
+// other panels; hidden ones are black in the masked panel and a prediction in the reconstruction.
+void check_tiny_preview(const std::filesystem::path& file) {
+  const test::DecodedImage image = test::read_gray_image(file);
+  REQUIRE(image.width == image.height);  // a cubic crop: rows 32 + 32 + 32 + gaps, like the columns
+  REQUIRE(image.width % 100 == 0);
+  const int64_t factor = image.width / 100, panel = 34 * factor;
+  int64_t hidden = 0, visible = 0, visible_changed = 0, hidden_black_in_recon = 0, hidden_not_input = 0;
+  for (int64_t i = 0; i < image.height; ++i)
+    for (int64_t j = 0; j < 32 * factor; ++j) {
+      const uint8_t input = image.at(i, j), masked = image.at(i, panel + j), recon = image.at(i, 2 * panel + j);
+      if (masked != 0) {
+        ++visible;
+        visible_changed += masked != input || recon != input;
+      } else if (input != 0) {  // black only because hidden (an input voxel can be black itself)
+        ++hidden;
+        hidden_black_in_recon += recon == 0;
+        hidden_not_input += recon != input;
+      }
+    }
+  CHECK(visible > 0);
+  CHECK(hidden > 0);
+  CHECK(visible_changed == 0);
+  // The reconstruction panel differs from the masked one where patches are hidden (a prediction
+  // of mean − 3σ or below is black too, hence not all), and it is not the input copied.
+  CHECK(hidden_black_in_recon < hidden / 10);
+  CHECK(hidden_not_input > hidden / 2);
 }
 
 }  // namespace
@@ -47,8 +81,28 @@ TEST_CASE("a short CPU run lowers the loss and writes checkpoints and a preview"
   CHECK(resolve_run_checkpoint(dir) == dir / "checkpoint-40");
   const bool png = std::filesystem::exists(dir / "images" / "step-40.png"),
              pgm = std::filesystem::exists(dir / "images" / "step-40.pgm");
-  CHECK((png || pgm));
+  REQUIRE((png || pgm));
+  check_tiny_preview(dir / "images" / (png ? "step-40.png" : "step-40.pgm"));
   CHECK(test::logged_losses(dir).size() == 40);
+}
+
+TEST_CASE("metrics.jsonl logs the lr of each step: batch-scaled warmup, then cosine to min_lr") {
+  const auto dir = train_tmp("lr");
+  run_serial(small_run(dir.string(), {{"train", {{"min_lr", 5e-4}}}}));
+  // small_run: lr 0.05 at batch 8 → base 0.05 · 8 / 256 = 0.0015625 (min_lr is not scaled);
+  // 6 steps, 2 of warmup (base/2, base), then 4 of cosine: progress 0, ¼, ½, ¾.
+  const double base = 0.0015625, min = 5e-4, half_sqrt2 = std::sqrt(2.0) / 2;
+  const double expected[6] = {base / 2, base, base, min + (base - min) * 0.5 * (1 + half_sqrt2), (base + min) / 2,
+                              min + (base - min) * 0.5 * (1 - half_sqrt2)};
+  std::ifstream in(dir / "metrics.jsonl");
+  int64_t records = 0;
+  for (std::string line; std::getline(in, line); ++records) {
+    const nlohmann::json record = nlohmann::json::parse(line);
+    REQUIRE(records < 6);
+    CHECK(record.at("step") == records + 1);
+    CHECK(record.at("lr").get<double>() == Approx(expected[records]).epsilon(1e-12));
+  }
+  CHECK(records == 6);
 }
 
 TEST_CASE("resume continues exactly: same world size bit for bit, another within rounding") {

@@ -32,7 +32,7 @@ namespace image_detail {
 // `pixels`: height rows of width × channels bytes (1: gray, 3: RGB).
 inline EncodedImage encode(int64_t width, int64_t height, int channels, std::span<const uint8_t> pixels) {
   SFM_CHECK(width > 0 && height > 0 && int64_t(pixels.size()) == width * height * channels, "encode image: ",
-            pixels.size(), " bytes for ", width, "×", height, " pixels of ", channels, " channels");
+            pixels.size(), channels == 1 ? " pixels for " : " bytes for RGB ", width, "×", height);
 #ifdef SFM_HAVE_PNG
   png_image image{};
   image.version = PNG_IMAGE_VERSION;

@@ -3,13 +3,16 @@
 //   sfm zarr info URL [--array NAME]
 //       one JSON object: format, shape, chunks (and shard shape), dtype, codecs, fill value,
 //       dimension names and an attributes summary; for a group, the array chosen (--array, else
-//       the MDIO seismic variable) and its info, or the group's arrays when it is not MDIO.
+//       the MDIO seismic variable) and its info, or the group's arrays when it is not MDIO; for
+//       MDIO, each dimension coordinate's size, first, last and step.
 //   sfm zarr read URL [--array NAME] --start z,y,x --shape a,b,c --out FILE.npy
-//       the box as a float32 .npy (any stored dtype converted); one JSON line on stdout.
+//       the box as .npy: float64 arrays as float64, any other dtype converted to float32; one
+//       JSON line on stdout.
 //
 // URL is a local path, file://, http(s):// or s3:// (see docs/data.md for the AWS_* variables).
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -63,6 +66,24 @@ json array_info(const zarr::Array& array) {
   return info;
 }
 
+// Each dimension coordinate of an MDIO dataset: {size, first, last, step}, step null when the
+// values are not evenly spaced (or a dim has no coordinate: then null).
+json coordinates_info(const io::mdio::Dataset& dataset) {
+  json out = json::object();
+  for (const std::string& dim : dataset.dimension_names()) {
+    const std::vector<double> c = dataset.coordinate(dim);
+    if (c.empty()) {
+      out[dim] = nullptr;
+      continue;
+    }
+    const double step = c.size() > 1 ? c[1] - c[0] : 0.0;
+    bool even = true;
+    for (size_t i = 1; i < c.size(); ++i) even = even && std::abs((c[i] - c[i - 1]) - step) <= 1e-9 * std::max(1.0, std::abs(step));
+    out[dim] = {{"size", c.size()}, {"first", c.front()}, {"last", c.back()}, {"step", even ? json(step) : json(nullptr)}};
+  }
+  return out;
+}
+
 // The group's arrays, or null when it has no consolidated metadata and its store cannot list keys.
 json listed_arrays(const zarr::Group& group) {
   try {
@@ -113,6 +134,7 @@ int zarr_info(const std::string& url, const Args& args) {
       out["mdio"] = {{"version", t.mdio->version()},
                      {"variable", t.mdio->variable()},
                      {"dimension_names", t.mdio->dimension_names()},
+                     {"coordinates", coordinates_info(*t.mdio)},
                      {"trace_mask", t.mdio->trace_mask().has_value()}};
     if (t.array) out["array"] = array_info(*t.array);
     else out["arrays"] = listed_arrays(*t.group);
@@ -132,16 +154,24 @@ int zarr_read(const std::string& url, const Args& args) {
   SFM_CHECK(start.size() == array.rank() && shape.size() == array.rank(), "--start and --shape need ", array.rank(),
             " values for ", array.describe(), ", got ", start.size(), " and ", shape.size());
   for (const int64_t e : shape) SFM_CHECK(e > 0, "--shape extents must be positive, got ", args.get("shape"));
-  check_fits_in_memory(bytes_of(shape, sizeof(float)), "the box " + extents_string(shape));
+  // float64 stays float64 (northings of ≈6.7e6 lose ≈0.5 m as float32); everything else is float32.
+  const zarr::DataType& dtype = array.metadata().dtype;
+  const bool f64 = dtype.kind == zarr::Kind::Float && dtype.size == 8;
+  check_fits_in_memory(bytes_of(shape, f64 ? 2 * sizeof(double) : sizeof(float)), "the box " + extents_string(shape));
   const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<float> box = array.read_box(start, shape);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  write_npy(out_path, box.data(), Shape(shape.begin(), shape.end()));
+  double seconds = 0;
+  const auto timed = [&](const auto& box) {
+    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    write_npy(out_path, box.data(), Shape(shape.begin(), shape.end()));
+  };
+  if (f64) timed(array.read_box_f64(start, shape));
+  else timed(array.read_box(start, shape));
   const io::zarr::ReadStats stats = array.stats();
   std::printf("%s\n", json{{"out", out_path},
                            {"array", array.path()},
                            {"start", start},
                            {"shape", shape},
+                           {"dtype", f64 ? "float64" : "float32"},
                            {"seconds", seconds},
                            {"requests", stats.requests},
                            {"bytes_fetched", stats.bytes_fetched}}

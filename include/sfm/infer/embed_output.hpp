@@ -44,10 +44,7 @@ namespace embed_output_detail {
 inline std::vector<double> coordinate_array(const io::zarr::Group& group, const std::string& name, int64_t length) {
   try {
     const io::zarr::Array a = group.open_array(name);
-    if (a.rank() == 1 && a.shape()[0] == length) {
-      const std::vector<float> v = a.read_all();
-      return {v.begin(), v.end()};
-    }
+    if (a.rank() == 1 && a.shape()[0] == length) return a.read_box_f64(std::vector<int64_t>{0}, a.shape());
   } catch (const Error&) {
   }
   return {};

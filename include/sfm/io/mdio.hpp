@@ -113,7 +113,8 @@ class Dataset {
     try {
       zarr::Array a = root_.open_array(dim);
       if (a.rank() != 1) return out;
-      for (float v : a.read_all()) out.push_back(double(v));
+      const std::vector<int64_t> start{0};
+      out = a.read_box_f64(start, a.shape());  // float64 coordinates stay exact
     } catch (const Error&) {
     }
     return out;

@@ -124,6 +124,18 @@ class Array {
     return read_box(zero, shape());
   }
 
+  // The box in the array's own data type: native-endian elements in C order, every chunk decoded
+  // whole and not cached — for values float32 cannot hold (float64 coordinates, int64 headers),
+  // not for the crop reads the float32 path above is tuned for.
+  Bytes read_box_native(std::span<const int64_t> start, std::span<const int64_t> shape) const;
+  // The box as float64 (any numeric dtype, float64 exactly).
+  std::vector<double> read_box_f64(std::span<const int64_t> start, std::span<const int64_t> shape) const {
+    const Bytes native = read_box_native(start, shape);
+    std::vector<double> out(size_t(nd::count(shape)));
+    convert_elements(state_->pipeline->dtype(), native.data(), out.data(), out.size());
+    return out;
+  }
+
   ReadStats stats() const {
     const State& s = *state_;
     return {s.requests.load(), s.bytes.load(),         s.hits.load(), s.misses.load(),
@@ -263,6 +275,7 @@ class Array {
     return u.inner < 0 ? where : where + " inner chunk " + std::to_string(u.inner);
   }
 
+  std::vector<Unit> units_of(std::span<const int64_t> start, std::span<const int64_t> shape) const;
   void fetch_chunks(std::vector<Unit*>& todo, std::span<const int64_t> start, std::span<const int64_t> shape,
                     bool in_parts, const Place& place, const PlaceBlocks& place_blocks) const;
   void fetch_sharded(std::vector<Unit*>& todo, const Place& place) const;
@@ -270,15 +283,11 @@ class Array {
   std::shared_ptr<State> state_;
 };
 
-inline void Array::read_box(std::span<const int64_t> start, std::span<const int64_t> shape, std::span<float> out) const {
-  check_box(start, shape);
-  SFM_CHECK(out.size() == size_t(nd::count(shape)), "read_box: output buffer holds ", out.size(), " floats, the box ",
-            nd::count(shape));
-  if (out.empty()) return;
+// The decode units (chunks, or inner chunks of shards) the box touches, in C order.
+inline std::vector<Array::Unit> Array::units_of(std::span<const int64_t> start, std::span<const int64_t> shape) const {
   const ArrayMetadata& m = state_->meta;
   const size_t rank = m.rank();
   const std::vector<int64_t>& unit_shape = m.chunk_shape();
-  // The units the box touches.
   std::vector<int64_t> first(rank), extent(rank);
   for (size_t d = 0; d < rank; ++d) {
     first[d] = start[d] / unit_shape[d];
@@ -308,6 +317,50 @@ inline void Array::read_box(std::span<const int64_t> start, std::span<const int6
     }
     units.push_back(std::move(u));
   });
+  return units;
+}
+
+// Native bytes of a box: every unit decoded whole by the pipeline (no cache, no partial decodes)
+// and copied in; missing units are the fill value.
+inline Bytes Array::read_box_native(std::span<const int64_t> start, std::span<const int64_t> shape) const {
+  check_box(start, shape);
+  const ArrayMetadata& m = state_->meta;
+  const Pipeline& pipeline = state_->sharded ? *state_->pipeline->sharding()->codecs : *state_->pipeline;
+  const size_t elem = size_t(pipeline.dtype().size);
+  const std::vector<int64_t>& unit_shape = m.chunk_shape();
+  Bytes out(size_t(nd::count(shape)) * elem);
+  if (out.empty()) return out;
+  Bytes fill_unit(size_t(nd::count(unit_shape)) * elem);
+  nd::fill(fill_unit.data(), size_t(nd::count(unit_shape)), pipeline.fill_bytes());
+  const auto copy = [&](const Unit& u, const std::byte* unit) {
+    const Overlap o = overlap(u, start, shape);
+    nd::copy_box(out.data(), shape, o.dst, unit, unit_shape, o.src, o.extent, elem);
+  };
+  std::vector<Unit> units = units_of(start, shape);
+  std::vector<Unit*> todo;
+  for (Unit& u : units) todo.push_back(&u);
+  const Place place = [&](Unit& u, std::optional<ByteView> encoded) {
+    u.placed = true;
+    if (!encoded) return copy(u, fill_unit.data());
+    const Bytes decoded = pipeline.decode(*encoded, unit_shape, where_unit(u));
+    copy(u, decoded.data());
+  };
+  if (state_->sharded) fetch_sharded(todo, place);
+  else fetch_chunks(todo, start, shape, false, place, {});
+  for (const Unit& u : units)
+    if (!u.placed) copy(u, fill_unit.data());  // an inner chunk its shard's index says is missing
+  return out;
+}
+
+inline void Array::read_box(std::span<const int64_t> start, std::span<const int64_t> shape, std::span<float> out) const {
+  check_box(start, shape);
+  SFM_CHECK(out.size() == size_t(nd::count(shape)), "read_box: output buffer holds ", out.size(), " floats, the box ",
+            nd::count(shape));
+  if (out.empty()) return;
+  const ArrayMetadata& m = state_->meta;
+  const size_t rank = m.rank();
+  const std::vector<int64_t>& unit_shape = m.chunk_shape();
+  std::vector<Unit> units = units_of(start, shape);
   // Cache lookups, then one fetch for the rest.
   std::vector<Unit*> todo;
   for (Unit& u : units) {

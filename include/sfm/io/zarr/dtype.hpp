@@ -9,6 +9,7 @@
 
 #include <bit>
 #include <cmath>
+#include <concepts>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -143,18 +144,21 @@ inline uint16_t float_to_half(float f) {
   return uint16_t(sign | h);
 }
 
-// Native-endian elements of `type` → float32 (rounded to nearest, like numpy's astype).
-inline void convert_to_float(const DataType& type, const std::byte* src, float* dst, size_t n) {
+// Native-endian elements of `type` → float32 or float64 (float32: rounded to nearest, like
+// numpy's astype).
+template <class Out>
+  requires std::same_as<Out, float> || std::same_as<Out, double>
+void convert_elements(const DataType& type, const std::byte* src, Out* dst, size_t n) {
   const auto load = [&]<class T>(T) {
     for (size_t i = 0; i < n; ++i) {
       T v;
       std::memcpy(&v, src + i * sizeof(T), sizeof(T));
-      dst[i] = static_cast<float>(v);
+      dst[i] = static_cast<Out>(v);
     }
   };
   switch (type.kind) {
     case Kind::Bool:
-      for (size_t i = 0; i < n; ++i) dst[i] = src[i] != std::byte{0} ? 1.0f : 0.0f;
+      for (size_t i = 0; i < n; ++i) dst[i] = src[i] != std::byte{0} ? Out(1) : Out(0);
       return;
     case Kind::Int:
       if (type.size == 1) return load(int8_t{});
@@ -171,16 +175,20 @@ inline void convert_to_float(const DataType& type, const std::byte* src, float* 
         for (size_t i = 0; i < n; ++i) {
           uint16_t h;
           std::memcpy(&h, src + i * 2, 2);
-          dst[i] = half_to_float(h);
+          dst[i] = Out(half_to_float(h));
         }
         return;
       }
-      if (type.size == 4) {
-        std::memcpy(dst, src, n * 4);
+      if (type.size == sizeof(Out)) {
+        std::memcpy(dst, src, n * sizeof(Out));
         return;
       }
-      return load(double{});
+      return type.size == 4 ? load(float{}) : load(double{});
   }
+}
+
+inline void convert_to_float(const DataType& type, const std::byte* src, float* dst, size_t n) {
+  convert_elements(type, src, dst, n);
 }
 
 // Reverses the bytes of each `size`-byte element in place (big ↔ little endian).

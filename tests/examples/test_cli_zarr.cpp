@@ -6,6 +6,8 @@
 
 #include "cli_run.hpp"
 #include "sfm/core/npy.hpp"
+#include "sfm/io/open_store.hpp"
+#include "sfm/io/zarr/writer.hpp"
 #include "sfm_test.hpp"
 
 using nlohmann::json;
@@ -135,4 +137,33 @@ TEST_CASE("sfm zarr refuses what it cannot read with exit code 2 and one line", 
   CHECK(json::parse(info.out).at("arrays") == json{"a"});
   CHECK(run_sfm({"zarr", "read", group.string(), "--array", "a", "--start", "0,0,0", "--shape", "8,8,8", "--out", box}, work)
             .status == 0);
+}
+
+TEST_CASE("sfm zarr info shows MDIO dimension coordinates; zarr read keeps float64 as float64", "[io][cli]") {
+  const fs::path work = sfm::test::scratch_dir("cli_zarr_coordinates");
+  const std::string mdio = (work / "s.mdio").string();
+  REQUIRE(run_sfm({"synth", "--out", mdio, "--shape", "6,7,10"}, work).status == 0);
+  const CliResult info = run_sfm({"zarr", "info", mdio}, work);
+  REQUIRE(info.status == 0);
+  const json coordinates = json::parse(info.out).at("mdio").at("coordinates");
+  // sfm synth's MDIO: inline and crossline from 1 step 1, time from 0 step 4 (mdio::WriteOptions).
+  CHECK(coordinates.at("inline") == json{{"size", 6}, {"first", 1.0}, {"last", 6.0}, {"step", 1.0}});
+  CHECK(coordinates.at("time") == json{{"size", 10}, {"first", 0.0}, {"last", 36.0}, {"step", 4.0}});
+
+  // A float64 array of northings: float32 would move them by up to 0.25 m.
+  const fs::path northings = work / "northings.zarr";
+  const std::vector<int64_t> shape{3, 4};
+  std::vector<double> values(12);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = 6.7e6 + 0.123 * double(i);
+  sfm::io::zarr::write_array<double>(sfm::io::open_store(northings.string()), "", shape, values);
+  const fs::path box = work / "box.npy";
+  const CliResult read = run_sfm({"zarr", "read", northings.string(), "--start", "0,0", "--shape", "3,4", "--out",
+                                  box.string()}, work);
+  INFO(read.err);
+  REQUIRE(read.status == 0);
+  CHECK(json::parse(read.out).at("dtype") == "float64");
+  const sfm::Tensor<double> got = sfm::read_npy_as<double>(box);
+  REQUIRE(got.shape() == sfm::Shape{3, 4});
+  CHECK(std::equal(values.begin(), values.end(), got.span().begin()));
+  CHECK(sfm::test::read_text(box).find("<f8") != std::string::npos);  // stored as float64, not converted back
 }

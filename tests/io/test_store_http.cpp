@@ -166,12 +166,13 @@ TEST_CASE("HttpStore::get_chained starts the reads its sinks ask for beside thos
   for (const size_t threads : {size_t(0), size_t(2)}) {
     ThreadPool pool(threads);
     std::mutex mutex;
-    std::map<size_t, Bytes> got;
+    // Sinks run on pool threads, where Catch2 assertions are not safe: they only record what they
+    // got (an absent value as nullopt), and the checks below run on this thread after the call.
+    std::map<size_t, std::optional<Bytes>> got;
     http.get_chained(requests, pool, [&](size_t tag, std::optional<std::span<const std::byte>> value, const ReadMore& more) {
-      REQUIRE(value.has_value());
       {
         std::lock_guard lock(mutex);
-        got[tag] = Bytes(value->begin(), value->end());
+        got[tag] = value ? std::optional(Bytes(value->begin(), value->end())) : std::nullopt;
       }
       if (tag < 64) more({"big.bin", ByteRange{int64_t(100 * tag), 100}}, 1000 + tag);
     });

@@ -391,9 +391,10 @@ TEST_CASE("HttpStore fails clearly once the retries are spent", "[io][store][htt
   // A client error is not retried.
   CHECK_THROWS_WITH(http.get({"status/400/b"}), sfm::test::contains("HTTP 400") && !sfm::test::contains("attempts"));
 
-  const int closed_port = sfm::test::free_port();
-  HttpStore nobody("http://127.0.0.1:" + std::to_string(closed_port), quick(2));
+  const sfm::test::ClosedPort closed;
+  HttpStore nobody(closed.url(), quick(2));
   CHECK_THROWS_WITH(nobody.get({"x"}), sfm::test::contains("Couldn't connect") && sfm::test::contains("after 2 attempts"));
+  CHECK(nobody.stats().attempts == 2);
 }
 
 TEST_CASE("HttpStore gives up on a server that never answers after the timeout", "[io][store][http]") {

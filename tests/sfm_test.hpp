@@ -53,13 +53,14 @@ inline std::mutex& assertion_mutex() {
   } while (0)
 
 // How long a wait that should take milliseconds may last before the test calls it a hang. Tests
-// share the machine with builds and other tests, so no assertion may hang on how fast a wait
+// share the machine with builds and other tests, so no assertion may depend on how fast a wait
 // ends; a bound this generous only fails when something never ends.
 inline constexpr std::chrono::seconds kHangLimit{60};
 
 // Ends the process (std::abort, after a line on stderr naming `what`) if it is still alive
-// `limit` after its construction: for code that, when broken, blocks threads that can then never be
-// joined (a ThreadComm group, an MPI job, whose launcher ends the other ranks once this one dies).
+// `limit` after its construction: for code that, when broken, blocks threads that can then never
+// be joined (a ThreadComm group whose ranks wait for each other), so that a hang fails at once,
+// saying where, rather than at ctest's timeout.
 class Watchdog {
  public:
   explicit Watchdog(std::string what, std::chrono::seconds limit = kHangLimit)

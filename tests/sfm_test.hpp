@@ -23,11 +23,15 @@ inline auto contains(const std::string& text) { return Catch::Matchers::Contains
 #endif
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <mutex>
 #include <span>
+#include <thread>
 
 namespace sfm::test {
 
@@ -47,6 +51,43 @@ inline std::mutex& assertion_mutex() {
     const std::lock_guard<std::mutex> rank_lock(sfm::test::assertion_mutex()); \
     CHECK_THROWS_WITH(expression, matcher);                                \
   } while (0)
+
+// How long a wait that should take milliseconds may last before the test calls it a hang. Tests
+// share the machine with builds and other tests, so no assertion may depend on how fast a wait
+// ends; a bound this generous only fails when something never ends.
+inline constexpr std::chrono::seconds kHangLimit{60};
+
+// Ends the process (std::abort, after a line on stderr naming `what`) if it is still alive
+// `limit` after its construction: for code that, when broken, blocks threads that can then never
+// be joined (a ThreadComm group whose ranks wait for each other), so that a hang fails at once,
+// saying where, rather than at ctest's timeout.
+class Watchdog {
+ public:
+  explicit Watchdog(std::string what, std::chrono::seconds limit = kHangLimit)
+      : thread_([this, what = std::move(what), limit] {
+          std::unique_lock lock(mutex_);
+          if (done_.wait_for(lock, limit, [this] { return disarmed_; })) return;
+          std::cerr << "sfm test: " << what << " still running after " << limit.count() << " s: a hang\n"
+                    << std::flush;
+          std::abort();
+        }) {}
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+  ~Watchdog() {
+    {
+      const std::lock_guard lock(mutex_);
+      disarmed_ = true;
+    }
+    done_.notify_one();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable done_;
+  bool disarmed_ = false;
+  std::thread thread_;  // last: it starts once the members it uses exist
+};
 
 // Largest |a[i] - b[i]| over the arrays (which must have equal length).
 template <class A, class B>

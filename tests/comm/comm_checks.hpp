@@ -17,6 +17,7 @@
 
 #include "sfm/comm/communicator.hpp"
 #include "sfm/core/bf16.hpp"
+#include "sfm_test.hpp"  // kHangLimit only: the checks themselves use no Catch2 macro
 
 namespace sfm::test {
 
@@ -215,9 +216,10 @@ void check_async(C& comm, Expect& expect) {
   auto h2 = comm.reduce_scatter_async(std::span<const double>(rs_in), std::span(rs_out));
   auto h3 = comm.all_gather_async(std::span<const std::int64_t>(ag_in), std::span(ag_out));
   auto h4 = comm.send_recv_async(std::span(ring_in), (r + 1) % P, std::span(ring_out), (r + P - 1) % P);
-  // Compute until the first operation is done, polling test(): it must finish without wait().
+  // Compute until the first operation is done, polling test(): it must finish without wait(). On a
+  // busy machine the peers may take long to post theirs; only kHangLimit without it is a failure.
   double sink = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  const auto deadline = std::chrono::steady_clock::now() + kHangLimit;
   bool done = false;
   while (!done && std::chrono::steady_clock::now() < deadline) {
     for (int i = 0; i < 20000; ++i) sink += std::sin(double(i));

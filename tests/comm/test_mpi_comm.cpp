@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "comm_checks.hpp"
+#include "mpi_test_case.hpp"
 #include "sfm/comm/mpi.hpp"
 #include "sfm_test.hpp"
 
@@ -21,7 +22,7 @@ void report(const MpiComm& comm, const sfm::test::Expect& expect) {
 
 static_assert(!sfm::test::ReducesBf16<sfm::MpiComm>, "bf16 moves but never reduces (gradients reduce in fp32)");
 
-TEST_CASE("MpiComm passes the communicator checks") {
+MPI_TEST_CASE("MpiComm passes the communicator checks") {
   MpiComm comm = MpiComm::world();
   int world_size = 0;
   MPI_Comm_size(MPI_COMM_WORLD, &world_size);
@@ -31,7 +32,7 @@ TEST_CASE("MpiComm passes the communicator checks") {
   report(comm, expect);
 }
 
-TEST_CASE("MpiComm splits into a 2 x 2 mesh") {
+MPI_TEST_CASE("MpiComm splits into a 2 x 2 mesh") {
   MpiComm comm = MpiComm::world();
   if (comm.size() != 4) return;
   const int r = comm.rank();
@@ -47,7 +48,7 @@ TEST_CASE("MpiComm splits into a 2 x 2 mesh") {
   CHECK(x[0] == 6.0);
 }
 
-TEST_CASE("MpiComm moves keep one owner and node-local ranks exist") {
+MPI_TEST_CASE("MpiComm moves keep one owner and node-local ranks exist") {
   MpiComm a = MpiComm::world();
   MpiComm b = std::move(a);
   MpiComm c = MpiComm::world();
@@ -61,7 +62,7 @@ TEST_CASE("MpiComm moves keep one owner and node-local ranks exist") {
   report(c, expect);
 }
 
-TEST_CASE("MpiComm waits past set_timeout raise an error naming the rank and operation") {
+MPI_TEST_CASE("MpiComm waits past set_timeout raise an error naming the rank and operation") {
   MpiComm comm = MpiComm::world();
   comm.set_timeout(0.3);
   MpiComm split = comm.split(0, comm.rank());

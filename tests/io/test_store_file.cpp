@@ -180,13 +180,14 @@ TEST_CASE("get_chained reads what sinks ask for, in FileStore and in Store's def
     INFO(store->describe());
     sfm::io::ThreadPool pool(2);
     std::mutex mutex;
-    std::map<size_t, Bytes> got;
+    // Sinks run on pool threads, where Catch2 assertions are not safe: they only record what they
+    // got (an absent value as nullopt), and the checks below run on this thread after the call.
+    std::map<size_t, std::optional<Bytes>> got;
     // Each first read (the first 16 bytes) asks for the rest of its value, which asks for its last byte.
     store->get_chained(requests, pool, [&](size_t tag, std::optional<std::span<const std::byte>> value, const sfm::io::ReadMore& more) {
-      REQUIRE(value.has_value());
       {
         std::lock_guard lock(mutex);
-        got[tag] = Bytes(value->begin(), value->end());
+        got[tag] = value ? std::optional(Bytes(value->begin(), value->end())) : std::nullopt;
       }
       const std::string& key = requests[tag % 100].key;
       if (tag < 100) more({key, ByteRange{16, -1}}, 100 + tag);

@@ -126,6 +126,26 @@ struct Moto {
   }
 };
 
+// Turns moto's authentication off while it lives and back on when it dies, also when a request or
+// an assertion throws in between, so that no later test meets a server that lets anyone in.
+class AuthOff {
+ public:
+  explicit AuthOff(const Moto& moto) : moto_(moto) { moto_.set_auth(false); }
+  AuthOff(const AuthOff&) = delete;
+  AuthOff& operator=(const AuthOff&) = delete;
+  ~AuthOff() {
+    try {
+      moto_.set_auth(true);
+    } catch (const std::exception& e) {  // a destructor cannot throw; the later tests cannot run
+      std::cerr << "cannot turn moto's authentication back on: " << e.what() << std::endl;
+      std::abort();
+    }
+  }
+
+ private:
+  const Moto& moto_;
+};
+
 Moto& moto() {
   static Moto instance = [] {
     const fs::path work = sfm::test::scratch_dir("store_s3_moto");
@@ -201,10 +221,9 @@ TEST_CASE("S3Store refuses a wrong secret or an unknown key with S3's own error"
 TEST_CASE("S3Store reads anonymously from a server that allows it", "[io][store][s3]") {
   S3Options anonymous = moto().options();
   anonymous.credentials.reset();
-  moto().set_auth(false);
-  const auto value = S3Store("s3://" + kBucket + "/boto", anonymous).get({"c/0/0/0", ByteRange{-10, -1}});
-  moto().set_auth(true);
-  CHECK(value == moto().data.get({"c/0/0/0", ByteRange{-10, -1}}));
+  const AuthOff open_server(moto());
+  CHECK(S3Store("s3://" + kBucket + "/boto", anonymous).get({"c/0/0/0", ByteRange{-10, -1}}) ==
+        moto().data.get({"c/0/0/0", ByteRange{-10, -1}}));
 }
 
 TEST_CASE("S3Options::from_env and open_store follow the AWS environment", "[io][store][s3]") {

@@ -5,9 +5,10 @@
 #include "cp_training.hpp"
 #include "sfm/comm/mpi.hpp"
 #include "sfm/kernels/cpu/kernels.hpp"
+#include "comm/mpi_test_case.hpp"
 #include "sfm_test.hpp"
 
-TEST_CASE("VitMae with cp = world size under MPI equals the single-rank model") {
+MPI_TEST_CASE("VitMae with cp = world size under MPI equals the single-rank model") {
   sfm::MpiComm world = sfm::MpiComm::world();
   const int cp = world.size();
   const sfm::ModelConfig c = sfm::test::cp_test_config();
@@ -25,7 +26,7 @@ TEST_CASE("VitMae with cp = world size under MPI equals the single-rank model") 
   CHECK(sfm::test::worst_loss_error(sfm::test::train_mesh(world, cp, run), sfm::test::train_reference(run)) <= 1e-5);
 }
 
-TEST_CASE("dp = 2 × cp = world/2 under MPI trains like one rank on the same global batch") {
+MPI_TEST_CASE("dp = 2 × cp = world/2 under MPI trains like one rank on the same global batch") {
   sfm::MpiComm world = sfm::MpiComm::world();
   const int cp = world.size() / 2;
   sfm::test::CpRun run;

@@ -5,6 +5,7 @@
 #include "sfm/comm/mpi.hpp"
 #include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/parallel/attention.hpp"
+#include "comm/mpi_test_case.hpp"
 #include "sfm_test.hpp"
 
 using sfm::MpiComm;
@@ -24,7 +25,7 @@ void check_on_world(MpiComm& comm, const AttentionProblem& p) {
 
 }  // namespace
 
-TEST_CASE("RingAttention and AllGatherKV under MPI equal LocalAttention in double") {
+MPI_TEST_CASE("RingAttention and AllGatherKV under MPI equal LocalAttention in double") {
   MpiComm comm = MpiComm::world();
   uint64_t seed = 200;
   for (int64_t head_dim : {32, 64})
@@ -36,7 +37,7 @@ TEST_CASE("RingAttention and AllGatherKV under MPI equal LocalAttention in doubl
     }
 }
 
-TEST_CASE("RingAttention under MPI matches finite differences") {
+MPI_TEST_CASE("RingAttention under MPI matches finite differences") {
   MpiComm comm = MpiComm::world();
   sfm::RingAttention<MpiComm, sfm::Cpu> policy(comm);
   CHECK(sfm::test::finite_difference_error(policy, comm, AttentionProblem(1, 2, 7, 8, 300), 5) <= 1e-7);

@@ -5,10 +5,11 @@
 #include "sfm/comm/mpi.hpp"
 #include "sfm/comm/thread.hpp"
 #include "sfm/kernels/cpu/kernels.hpp"
+#include "comm/mpi_test_case.hpp"
 #include "sfm_test.hpp"
 #include "zero_training.hpp"
 
-TEST_CASE("ZeRO stages 0-3 under MPI match single-rank training") {
+MPI_TEST_CASE("ZeRO stages 0-3 under MPI match single-rank training") {
   sfm::MpiComm world = sfm::MpiComm::world();
   const sfm::test::ZeroRun run;
   const auto single = sfm::test::train_single_rank(run);
@@ -18,7 +19,7 @@ TEST_CASE("ZeRO stages 0-3 under MPI match single-rank training") {
   CHECK(sfm::test::relative_difference(sfm::test::train_zero<3>(world, run), single) <= 1e-6);
 }
 
-TEST_CASE("bf16 ZeRO stages 0-3 under MPI match single-rank bf16 training, bitwise at 2 ranks") {
+MPI_TEST_CASE("bf16 ZeRO stages 0-3 under MPI match single-rank bf16 training, bitwise at 2 ranks") {
   using sfm::Bf16Mixed;
   sfm::MpiComm world = sfm::MpiComm::world();
   const sfm::test::ZeroRun run;

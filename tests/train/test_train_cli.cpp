@@ -14,6 +14,7 @@
 #include <limits>
 #include <thread>
 
+#include "io/servers/servers.hpp"
 #include "sfm/io/open_store.hpp"
 #include "sfm/io/zarr/writer.hpp"
 #include "sfm_test.hpp"
@@ -85,6 +86,7 @@ TEST_CASE("bad input: one error line, exit status 2, nothing overwritten") {
   const auto stamp = std::filesystem::last_write_time(std::filesystem::path(run_dir) / "checkpoint-2" / "model.safetensors");
 
   // Overwriting is allowed (except in its own case), so each error must come before any write.
+  const sfm::test::ClosedPort closed;  // a volume URL nothing answers at
   auto with = [&](const std::string& set) {
     return cli + " train " + write_config("good.json", good) + " --set output.overwrite=true " + set;
   };
@@ -92,7 +94,7 @@ TEST_CASE("bad input: one error line, exit status 2, nothing overwritten") {
       {cli + " train " + write_config("bad.json", "{\"model\": \"tiny\",,}"), "invalid JSON"},
       {with("--set train.bacth=3"), "unknown key 'train.bacth'"},
       {with("--set train.steps='\"many\"'"), "train.steps: expected an integer"},
-      {with("--set data.source=zarr --set data.url=http://127.0.0.1:9/none.mdio"), "cannot open the volume"},
+      {with("--set data.source=zarr --set data.url=" + closed.url() + "/none.mdio"), "cannot open the volume"},
       {with("--set data.shape=[40,20,48]"), "larger than the volume"},
       {with("--set data.shape=[40,40,4]"), "smaller than one patch"},
       {with("--set parallel.dp=2 --set train.micro_batch=2"), "1 process(es) were launched"},
@@ -145,10 +147,10 @@ TEST_CASE("SIGTERM writes a checkpoint and exits cleanly; eval --data and bench 
   for (int i = 0; i < 600 && sfm::test::logged_losses(run_dir).size() < 3; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   ::kill(child, SIGTERM);
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  CHECK(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
+  const std::optional<int> status = sfm::test::reap_within(child, sfm::test::kHangLimit);
+  if (!status) FAIL("sfm train was still running " << sfm::test::kHangLimit.count() << " s after SIGTERM (killed)");
+  CHECK(WIFEXITED(*status));
+  CHECK(WEXITSTATUS(*status) == 0);
   std::ifstream latest(std::filesystem::path(run_dir) / "latest");
   std::string name;
   latest >> name;
@@ -201,11 +203,11 @@ TEST_CASE("under mpiexec, SIGUSR1 and Ctrl-C (with the shipped launcher setting)
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     REQUIRE(sfm::test::logged_losses(dir).size() >= 3);
     ::kill(child, c.signal);
-    int status = 0;
-    ::waitpid(child, &status, 0);
+    const std::optional<int> status = sfm::test::reap_within(child, sfm::test::kHangLimit);
     const std::string err = read_text(dir.string() + ".err");
     INFO("stderr: " << err);
-    if (c.signal == SIGUSR1) CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    if (!status) FAIL("mpiexec was still running " << sfm::test::kHangLimit.count() << " s after the signal (killed)");
+    if (c.signal == SIGUSR1) CHECK((WIFEXITED(*status) && WEXITSTATUS(*status) == 0));
     // The checkpoint is of the last step whose metrics were logged, and the run says how to go on.
     const size_t logged = sfm::test::logged_losses(dir).size();
     CHECK(checkpoints(dir) == std::vector<std::string>{"checkpoint-" + std::to_string(logged)});

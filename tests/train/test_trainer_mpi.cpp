@@ -3,6 +3,7 @@
 // (ring attention, ZeRO-2 and ZeRO-3) trains like one rank.
 #include "sfm/comm/mpi.hpp"
 #include "sfm/kernels/cpu/kernels.hpp"
+#include "comm/mpi_test_case.hpp"
 #include "sfm_test.hpp"
 #include "sfm/comm/serial.hpp"
 #include "sfm/train/trainer.hpp"
@@ -40,7 +41,7 @@ const nlohmann::json dp2{{"parallel", {{"dp", 2}}}, {"train", {{"micro_batch", 2
 
 }  // namespace
 
-TEST_CASE("ZeRO-0 and ZeRO-2 give the same loss curve under MPI") {
+MPI_TEST_CASE("ZeRO-0 and ZeRO-2 give the same loss curve under MPI") {
   MpiComm world = MpiComm::world();
   nlohmann::json z0 = dp2, z2 = dp2;
   z0["parallel"]["zero"] = 0;
@@ -51,7 +52,7 @@ TEST_CASE("ZeRO-0 and ZeRO-2 give the same loss curve under MPI") {
   for (size_t i = 0; i < a.size(); ++i) CHECK(a[i] == Approx(b[i]).epsilon(1e-6));
 }
 
-TEST_CASE("dp = 1 and dp = 2 on the same global batch match; dp = 2 resumes a dp = 1 checkpoint") {
+MPI_TEST_CASE("dp = 1 and dp = 2 on the same global batch match; dp = 2 resumes a dp = 1 checkpoint") {
   MpiComm world = MpiComm::world();
   const auto one = run_rank0(world, small_run(train_tmp("mpi-dp1").string()));
   const auto two = run_world(world, small_run(train_tmp("mpi-dp2").string(), dp2));
@@ -63,7 +64,7 @@ TEST_CASE("dp = 1 and dp = 2 on the same global batch match; dp = 2 resumes a dp
   for (size_t i = 0; i < 3; ++i) CHECK(resumed[i] == Approx(one[3 + i]).epsilon(1e-5));
 }
 
-TEST_CASE("cp = 2 under MPI (ring attention, ZeRO-2 and ZeRO-3 over both ranks) trains like one rank") {
+MPI_TEST_CASE("cp = 2 under MPI (ring attention, ZeRO-2 and ZeRO-3 over both ranks) trains like one rank") {
   MpiComm world = MpiComm::world();
   const nlohmann::json random_mask{{"parallel", {{"mask", "random"}}}};
   const auto one = run_rank0(world, small_run(train_tmp("mpi-cp1").string(), random_mask));

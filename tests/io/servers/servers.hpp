@@ -3,8 +3,8 @@
 //
 // Each runs as a child process in its own process group, on a free port, with its output in a
 // log file under its work directory. Start-up waits are bounded (the port must answer within
-// 10 s, else the test fails quoting the log); the guard kills the group when it dies, and the
-// child dies with the test process (PR_SET_PDEATHSIG), so no server outlives a test run.
+// kStartLimit, else the test fails quoting the log); the guard kills the group when it dies, and
+// the child dies with the test process (PR_SET_PDEATHSIG), so no server outlives a test run.
 #pragma once
 
 #include <arpa/inet.h>
@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -39,6 +40,21 @@ inline std::string read_text(const fs::path& path) {
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+// Waits up to `limit` for child `pid` to end and returns its wait status. A child still there
+// then is killed (SIGKILL; to its process group too when `group`) and reaped, and the result is
+// nullopt: the wait for a child never lasts much longer than `limit`.
+inline std::optional<int> reap_within(pid_t pid, std::chrono::duration<double> limit, bool group = false) {
+  int status = 0;
+  for (const auto deadline = std::chrono::steady_clock::now() + limit; std::chrono::steady_clock::now() < deadline;) {
+    if (::waitpid(pid, &status, WNOHANG) != 0) return status;
+    std::this_thread::sleep_for(20ms);
+  }
+  if (::waitpid(pid, &status, WNOHANG) != 0) return status;
+  ::kill(group ? -pid : pid, SIGKILL);
+  ::waitpid(pid, &status, 0);  // bounded: SIGKILL cannot be ignored
+  return std::nullopt;
 }
 
 // A child process (argv[0] a path), killed with its process group when the guard dies.
@@ -89,12 +105,7 @@ class ChildProcess {
   void stop() {
     if (!running()) return;
     ::kill(-pid_, SIGTERM);
-    for (auto deadline = std::chrono::steady_clock::now() + 5s; std::chrono::steady_clock::now() < deadline;) {
-      if (!running()) return;
-      std::this_thread::sleep_for(20ms);
-    }
-    ::kill(-pid_, SIGKILL);
-    ::waitpid(pid_, &status_, 0);
+    status_ = reap_within(pid_, 5s, /*group=*/true).value_or(status_);
     pid_ = -1;
   }
 
@@ -105,19 +116,37 @@ class ChildProcess {
   int status_ = 0;
 };
 
-// A port that was free on 127.0.0.1 a moment ago.
-inline int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t size = sizeof address;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&address), size) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) != 0)
-    fail("cannot find a free port on 127.0.0.1");
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
+// A TCP port on 127.0.0.1 that refuses connections for as long as the guard lives: the guard's
+// socket is bound to it but never listens, so connecting gets ECONNREFUSED, and no other socket can
+// bind the port meanwhile (unlike a port found free and released, which anyone may take).
+class ClosedPort {
+ public:
+  ClosedPort() : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t size = sizeof address;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&address), size) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
+      if (fd_ >= 0) ::close(fd_);
+      fail("cannot bind a port on 127.0.0.1");
+    }
+    port_ = ntohs(address.sin_port);
+  }
+  ClosedPort(const ClosedPort&) = delete;
+  ClosedPort& operator=(const ClosedPort&) = delete;
+  ~ClosedPort() { ::close(fd_); }
+
+  int port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int fd_;
+  int port_ = 0;
+};
+
+// A port that was free on 127.0.0.1 a moment ago (the servers below retry when it was taken since).
+inline int free_port() { return ClosedPort().port(); }
 
 inline bool port_answers(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -130,8 +159,14 @@ inline bool port_answers(int port) {
   return ok;
 }
 
-// A server child on a free port: start(port) launches it; retried on another port if it exits
-// before its port answers (the port was taken meanwhile), failing after three tries or 10 s.
+// How long a server may take to answer on its port. Servers answer within a second or two on an
+// idle machine, but Python ones (moto imports boto3, flask, …) take far longer while builds and
+// other tests hold every core; a server that has not answered in this long never will.
+inline constexpr std::chrono::seconds kStartLimit{60};
+
+// A server child on a free port: launch(port) starts it; retried on another port if it exits
+// before its port answers (the port was taken meanwhile), failing after three tries or once it
+// has run kStartLimit without answering.
 class Server {
  public:
   template <class Launch>
@@ -139,12 +174,15 @@ class Server {
     for (int attempt = 0; attempt < 3 && !process_; ++attempt) {
       port_ = free_port();
       process_ = launch(port_);
-      const auto deadline = std::chrono::steady_clock::now() + 10s;
+      const auto deadline = std::chrono::steady_clock::now() + kStartLimit;
       while (!port_answers(port_)) {
-        if (!process_->running() || std::chrono::steady_clock::now() > deadline) {
+        if (!process_->running()) {  // exited: perhaps the port was taken; try another
           process_.reset();
           break;
         }
+        if (std::chrono::steady_clock::now() > deadline)
+          fail(name, " did not answer on port ", port_, " within ", kStartLimit.count(), " s; its log (",
+               log.string(), "):\n", read_text(log));
         std::this_thread::sleep_for(50ms);
       }
     }

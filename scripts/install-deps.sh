@@ -32,9 +32,12 @@ if [ "${SFM_SKIP_VENV:-0}" != 1 ]; then
   if [ ! -x .venv/bin/python ]; then
     "$venv_python" -m venv .venv
   fi
-  if ! .venv/bin/python -c 'import zarr, numcodecs, tensorstore, mdio, moto, zarrs, tensorboard, PIL' 2>/dev/null; then
+  # (Re)install when the pins changed since the last install, or a package does not import.
+  if ! cmp -s scripts/requirements-venv.txt .venv/sfm-requirements.txt ||
+     ! .venv/bin/python -c 'import zarr, numcodecs, tensorstore, mdio, moto, zarrs, tensorboard, PIL, xarray' 2>/dev/null; then
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -r scripts/requirements-venv.txt
+    cp scripts/requirements-venv.txt .venv/sfm-requirements.txt
   fi
 fi
 echo "sfm dependencies: ok"

@@ -4,6 +4,7 @@
 // independence, disjoint dp slices).
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <numbers>
 #include <omp.h>
@@ -217,7 +218,7 @@ TEST_CASE("sampler: crops over dead traces are redrawn (MDIO trace mask)") {
   for (int round = 0; round < 2; ++round) {
     cached->read({3, 5, 7}, {9, 10, 11}, a);
     uncached->read({3, 5, 7}, {9, 10, 11}, b);
-    CHECK(a == b);
+    CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);  // bitwise: the box has dead (NaN) traces
   }
   CHECK(cached_array.stats().cache_hits == 1);
 }

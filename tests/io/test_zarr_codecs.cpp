@@ -149,8 +149,9 @@ TEST_CASE("blosc decodes a byte range from its header, offsets and blocks alone"
           continue;
         }
         const ByteView layout = std::span(enc).first(h.layout_bytes());
-        for (const auto& [offset, size] : {std::pair<size_t, size_t>{0, 50000}, {0, 8}, {4096, 4096}, {4088, 16},
-                                          {12000, 20000}, {49992, 8}, {45056, 4944}}) {
+        for (const auto& range : {std::pair<size_t, size_t>{0, 50000}, {0, 8}, {4096, 4096}, {4088, 16},
+                                  {12000, 20000}, {49992, 8}, {45056, 4944}}) {
+          const size_t offset = range.first, size = range.second;  // captured below: no structured binding (clang 14)
           INFO("bytes [" << offset << ", " << offset + size << ")");
           REQUIRE(codec::blosc_decodes_part(h, data.size(), offset, size));
           const auto span = codec::blosc_block_span(h, layout, offset, size, "k");

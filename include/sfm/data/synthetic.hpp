@@ -41,7 +41,7 @@ struct SyntheticSeismicConfig {
 };
 
 inline std::vector<float> synthesize_seismic(const SyntheticSeismicConfig& c) {
-  const auto [Z, Y, T] = c.shape;
+  const int64_t Z = c.shape[0], Y = c.shape[1], T = c.shape[2];  // not a structured binding: OpenMP captures it (clang 14)
   SFM_CHECK(Z > 0 && Y > 0 && T > 0, "synthetic seismic: shape must be positive");
   SFM_CHECK(c.peak_frequency > 0 && c.peak_frequency <= 0.5, "synthetic seismic: peak_frequency ",
             c.peak_frequency, " must be in (0, 0.5] cycles per sample");

@@ -86,7 +86,8 @@ class FileStore final : public Store, public zarr::ListableStore {
       std::vector<std::pair<StoreRequest, size_t>> todo{{requests[i], i}};
       const ReadMore more = [&](StoreRequest request, size_t tag) { todo.emplace_back(std::move(request), tag); };
       for (size_t k = 0; k < todo.size(); ++k) {
-        const auto [request, tag] = todo[k];
+        const StoreRequest request = todo[k].first;
+        const size_t tag = todo[k].second;  // not a structured binding: the lambda captures it (clang 14)
         read_into_sink(request, [&](auto value) { sink(tag, value, more); });
       }
     });

@@ -14,6 +14,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "sfm/core/error.hpp"
@@ -196,13 +197,22 @@ class ArrayWriter {
     write_box(start, shape, to_dtype(data, meta_.dtype));
   }
 
-  // Elements of type T → native bytes of `dtype` (numpy astype semantics: float → int truncates).
+  // Elements of type T → native bytes of `dtype` (numpy astype semantics: float → int truncates
+  // towards zero; out of the target's range it wraps as numpy's does on x86-64, through int64;
+  // NaN and infinities become 0 — never the undefined behaviour of a direct out-of-range cast).
   template <class T>
   static Bytes to_dtype(std::span<const T> data, const DataType& dtype) {
     Bytes out(data.size() * size_t(dtype.size));
     const auto put = [&]<class U>(U) {
       for (size_t i = 0; i < data.size(); ++i) {
-        const U v = static_cast<U>(data[i]);
+        U v;
+        if constexpr (std::is_integral_v<U> && std::is_floating_point_v<T>) {
+          const double d = std::trunc(double(data[i]));
+          constexpr double limit = 9223372036854775808.0;  // 2^63
+          v = static_cast<U>(std::isfinite(d) && d > -limit && d < limit ? int64_t(d) : int64_t(0));
+        } else {
+          v = static_cast<U>(data[i]);
+        }
         std::memcpy(out.data() + i * sizeof(U), &v, sizeof(U));
       }
     };

@@ -18,7 +18,7 @@ namespace cpu_detail {
 template <class T, class Copy>
 void for_each_patch_voxel(int64_t batch, const PatchGrid& g, Copy copy) {
   const int64_t gy = g.grid(1), gx = g.grid(2);
-  const auto [pz, py, px] = g.patch;
+  const int64_t pz = g.patch[0], py = g.patch[1], px = g.patch[2];  // not a structured binding: OpenMP captures it (clang 14)
   const int64_t Y = g.volume[1], X = g.volume[2];
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < batch; ++b)

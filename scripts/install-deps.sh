@@ -13,7 +13,7 @@ apt_packages=(
   openmpi-bin libopenmpi-dev
   python3-torch python3-numpy python3-venv libopenblas0-pthread
   nginx-light
-  clang libclang-rt-dev
+  clang libclang-rt-dev libomp-dev
 )
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -203,7 +203,7 @@ TEST_CASE("sampler: crops over dead traces are redrawn (MDIO trace mask)") {
   CHECK_THROWS_WITH(open_volume((dir / "missing.mdio").string()), test::contains("cannot open the volume"));
 
   // The chunk cache is kept only for a volume whose chunks all fit in it, and reads with and
-  // without it agree.
+  // without it agree (on live traces: dead ones read as NaN, which equals nothing).
   const auto probe = open_volume((dir / "v.mdio").string());
   const std::vector<int64_t>& chunk = dynamic_cast<const ZarrVolume&>(*probe).array().metadata().chunk_shape();
   size_t fits = sizeof(float);
@@ -215,8 +215,8 @@ TEST_CASE("sampler: crops over dead traces are redrawn (MDIO trace mask)") {
   CHECK(dynamic_cast<const ZarrVolume&>(*uncached).array().cache().capacity_bytes() == 0);
   std::vector<float> a(9 * 10 * 11), b(a.size());
   for (int round = 0; round < 2; ++round) {
-    cached->read({3, 5, 7}, {9, 10, 11}, a);
-    uncached->read({3, 5, 7}, {9, 10, 11}, b);
+    cached->read({13, 5, 7}, {9, 10, 11}, a);
+    uncached->read({13, 5, 7}, {9, 10, 11}, b);
     CHECK(a == b);
   }
   CHECK(cached_array.stats().cache_hits == 1);

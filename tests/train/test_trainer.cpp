@@ -293,6 +293,18 @@ TEST_CASE("data.on_error: a corrupt chunk stops the run (fail) or is redrawn, co
                                    "the run stops"));
 }
 
+TEST_CASE("a trainer.json without the train.seed a resume compares is refused in sfm's words") {
+  const auto dir = train_tmp("no-seed");
+  run_serial(small_run(dir.string(), {{"train", {{"steps", 3}}}}));
+  const auto path = dir / "checkpoint-3" / "trainer.json";
+  nlohmann::json trainer = nlohmann::json::parse(std::ifstream(path));
+  trainer["config"]["train"].erase("seed");
+  std::ofstream(path) << trainer.dump();
+  const TrainConfig more = small_run(dir.string(), {{"train", {{"steps", 6}}}});
+  CHECK_THROWS_WITH(run_serial(more, dir), test::contains(path.string() + ": no \"config\" object with a \"train\" "
+                                                                          "section holding \"batch\" and \"seed\""));
+}
+
 TEST_CASE("config errors name the key") {
   nlohmann::json j = default_train_json();
   CHECK_THROWS_WITH(merge_train_json(j, {{"train", {{"bacth", 8}}}}), test::contains("unknown key 'train.bacth'"));

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <limits>
 
@@ -269,7 +270,24 @@ TEST_CASE("data.on_error: a corrupt chunk stops the run (fail) or is redrawn, co
   zarr["on_error"] = "skip";
   zarr["max_skip_fraction"] = 1.0;
   const TrainConfig c = small_run(dir.string(), {{"data", zarr}});
-  run_serial(c);
+  {
+    // Rank 0 names the failure once, however many reads it fails.
+    std::FILE* console = std::tmpfile();
+    REQUIRE(console != nullptr);
+    SerialComm world;
+    TrainOptions o;
+    o.console = console;
+    train<sfm::Cpu>(c, world, o);
+    std::rewind(console);
+    std::string printed;
+    for (int ch; (ch = std::fgetc(console)) != EOF;) printed += char(ch);
+    std::fclose(console);
+    const std::string note = "a crop could not be read and was redrawn (data.on_error skip; each failure is named once): ";
+    const size_t at = printed.find(note);
+    REQUIRE(at != std::string::npos);
+    CHECK(printed.find(test::corrupt_chunk_key, at) != std::string::npos);
+    CHECK(printed.find(note, at + 1) == std::string::npos);
+  }
   const std::vector<double> losses = test::logged_losses(dir);
   const auto sampler = make_crop_sampler(c);
   std::vector<float> crop(size_t(sampler->crop_voxels()));
@@ -289,8 +307,8 @@ TEST_CASE("data.on_error: a corrupt chunk stops the run (fail) or is redrawn, co
   // at 0.01), one line naming the share.
   zarr["max_skip_fraction"] = 0.01;
   CHECK_THROWS_WITH(run_serial(small_run(dir.string(), {{"data", zarr}})),
-                    test::contains(" samples since the run started, more than data.max_skip_fraction = 0.01 of them; "
-                                   "the run stops"));
+                    test::contains(" samples drawn since the run started or resumed, more than "
+                                   "data.max_skip_fraction = 0.01 of them; the run stops"));
 }
 
 TEST_CASE("a trainer.json without the train.seed a resume compares is refused in sfm's words") {

@@ -219,7 +219,6 @@ class Trainer {
     int64_t window_steps = 0, window_good = 0, skipped = 0, bad_in_row = 0;
     int64_t data_skips = 0;                // reads skipped (data.on_error skip) over all ranks
     std::set<std::string> skip_errors;     // the failures rank 0 has named
-
     TrainResult result;
     result.first_step = result.end_step = start;
     for (int64_t step = start; step < c_.steps; ++step) {
@@ -256,7 +255,7 @@ class Trainer {
       if (double(data_skips) > std::ceil(c_.max_skip_fraction * drawn))
         throw RunStopped("step " + std::to_string(step + 1) + ": " + std::to_string(data_skips) +
                          " crop reads failed and were skipped in the " + std::to_string(int64_t(drawn)) +
-                         " samples since the run started, more than data.max_skip_fraction = " +
+                         " samples drawn since the run started or resumed, more than data.max_skip_fraction = " +
                          c_.json.at("data").at("max_skip_fraction").dump() + " of them; the run stops, " +
                          (last_checkpoint.empty() ? std::string("before its first checkpoint")
                                                   : "its last checkpoint is " + last_checkpoint.string()));

@@ -1,7 +1,9 @@
 // The data pipeline: the synthetic seismic generator (determinism, lateral continuity broken by
 // faults, band limits, noise level), normalisation, flips, the crop sampler (determinism, dead-trace rejection,
-// size checks) over in-memory and MDIO volumes, and the prefetching loader (thread-count
-// independence, disjoint dp slices).
+// size checks, volumes with no crop to train on, a corrupt chunk under data.on_error fail and skip)
+// over in-memory, Zarr and MDIO volumes, and the prefetching loader (thread-count independence, also
+// of skipped reads; disjoint dp slices).
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -15,6 +17,7 @@
 #include "sfm/io/mdio.hpp"
 #include "sfm/io/store_file.hpp"
 #include "sfm/io/zarr/writer.hpp"
+#include "corrupt_volume.hpp"
 #include "sfm_test.hpp"
 
 using namespace sfm;
@@ -204,7 +207,7 @@ TEST_CASE("sampler: crops over dead traces are redrawn (MDIO trace mask)") {
   CHECK_THROWS_WITH(open_volume((dir / "missing.mdio").string()), test::contains("cannot open the volume"));
 
   // The chunk cache is kept only for a volume whose chunks all fit in it, and reads with and
-  // without it agree.
+  // without it agree (on live traces: dead ones read as NaN, which equals nothing).
   const auto probe = open_volume((dir / "v.mdio").string());
   const std::vector<int64_t>& chunk = dynamic_cast<const ZarrVolume&>(*probe).array().metadata().chunk_shape();
   size_t fits = sizeof(float);
@@ -290,4 +293,88 @@ TEST_CASE("loader: same batches for any thread count; dp ranks draw disjoint sam
   REQUIRE(rank1.size() == 3);
   for (size_t s = 0; s < 3; ++s) CHECK(rank1[s] == one[2 * s + 1]);
   CHECK_THROWS_WITH(PrefetchLoader(sampler, {0, 1, 4, 3, 0}, 1, 1), test::contains("does not divide"));
+}
+
+TEST_CASE("sampler: a volume whose trace mask leaves no crop to train on is refused, naming it") {
+  const auto dir = tmp_dir("all-dead");
+  const std::string url = (dir / "v.mdio").string();
+  auto store = std::make_shared<io::FileStore>(url);
+  io::mdio::write_v1(store, "", std::vector<int64_t>{16, 16, 16}, synthesize_seismic({{16, 16, 16}, 1}));
+  auto write_mask = [&](const std::vector<uint8_t>& mask) {
+    io::zarr::WriteOptions w;
+    w.dimension_names = std::vector<std::string>{"inline", "crossline"};
+    io::zarr::write_array<uint8_t>(store, "trace_mask", std::vector<int64_t>{16, 16}, mask, w,
+                                   io::zarr::DataType{io::zarr::Kind::Bool, 1, false});
+  };
+  std::vector<uint8_t> mask(16 * 16, 0);
+  write_mask(mask);
+  auto o = options({8, 8, 8});
+  o.min_live_fraction = 0;  // even a sampler that takes any crop has nothing to take
+  CHECK_THROWS_WITH(CropSampler({open_volume(url)}, o), test::contains(url + ": its trace mask marks every trace dead"));
+  // One live trace: the best 8×8 footprint holds 1/64 live traces.
+  mask[5 * 16 + 9] = 1;
+  write_mask(mask);
+  o.min_live_fraction = 0.5;
+  CHECK_THROWS_WITH(CropSampler({open_volume(url)}, o),
+                    test::contains(url + ": no 8×8-trace crop footprint has data.min_live_fraction = 0.5 of its traces "
+                                         "live (the best has 0.015625)"));
+  o.min_live_fraction = 1.0 / 64;
+  const CropSampler sampler({open_volume(url)}, o);
+  CHECK(sampler.draw(0, 0).live == 1.0 / 64);
+}
+
+TEST_CASE("sampler: a corrupt chunk read without the cache: on_error fail names it, skip redraws around it") {
+  const auto dir = tmp_dir("corrupt");
+  const std::string url = (dir / "bad.zarr").string();
+  test::write_corrupt_volume(url, 32, 8);  // an 8³ crop reads chunk c/0/0/0 in (8/25)³ ≈ 3 % of the draws
+  const std::shared_ptr<const VolumeSource> volume = open_volume(url, "", 0);
+  REQUIRE(dynamic_cast<const ZarrVolume&>(*volume).array().cache().capacity_bytes() == 0);
+  auto o = options({8, 8, 8});
+  std::vector<float> crop(8 * 8 * 8);
+
+  // fail (the default): the read's error, naming the store and the chunk.
+  const CropSampler failing({volume}, o);
+  uint64_t bad = 0;
+  while (!test::reads_corrupt_chunk(failing.draw(1, bad), 8)) ++bad;
+  CHECK_THROWS_WITH(failing.sample(1, bad, crop), test::contains(url) && test::contains(test::corrupt_chunk_key));
+
+  // skip: every draw a sample skipped reads the corrupt chunk, the one it keeps does not.
+  o.on_error = ReadErrorPolicy::skip;
+  const auto skipping = std::make_shared<const CropSampler>(std::vector{volume}, o);
+  int64_t skips = 0;
+  for (uint64_t i = 0; i < 100; ++i) {
+    const std::vector<std::string> skipped = skipping->sample(1, i, crop);
+    for (size_t r = 0; r < skipped.size(); ++r) {
+      CHECK(test::reads_corrupt_chunk(skipping->draw(1, i, int(r)), 8));
+      CHECK_THAT(skipped[r], test::contains(test::corrupt_chunk_key));
+    }
+    CHECK(!test::reads_corrupt_chunk(skipping->draw(1, i, int(skipped.size())), 8));
+    CHECK(std::all_of(crop.begin(), crop.end(), [](float v) { return std::isfinite(v); }));
+    skips += int64_t(skipped.size());
+  }
+  CHECK(skipping->sample(1, bad, crop).size() >= 1);
+  CHECK(skips >= 2);
+
+  // The loader hands out the same crops and the same skips for any thread count.
+  auto collect = [&](int threads) {
+    PrefetchLoader loader(skipping, LoaderPlan{0, 10, 8, 4, 0}, threads, 3);
+    std::vector<std::vector<float>> crops;
+    std::vector<std::string> errors;
+    for (int64_t b = 0; b < loader.plan().total_batches(); ++b) {
+      const LoadedBatch batch = loader.next();
+      crops.emplace_back(batch.crops.begin(), batch.crops.end());
+      errors.insert(errors.end(), batch.skipped.begin(), batch.skipped.end());
+    }
+    return std::pair{crops, errors};
+  };
+  const auto one = collect(1), many = collect(4);
+  CHECK(one.first == many.first);
+  CHECK(one.second == many.second);
+  CHECK(one.second.size() >= 1);
+
+  // A sample whose reads keep failing ends after max_redraws of them.
+  o.max_redraws = 1;
+  const CropSampler strict({volume}, o);
+  CHECK_THROWS_WITH(strict.sample(1, bad, crop), test::contains("data.on_error skip: 1 reads in a row failed for sample") &&
+                                                     test::contains(test::corrupt_chunk_key));
 }

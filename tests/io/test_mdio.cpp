@@ -1,12 +1,13 @@
 // Tests of io/mdio.hpp: a real MDIO v1 dataset written by multidimio from a SEG-Y file made with
 // segyio opens by its root, finds `amplitude` and reads the SEG-Y traces; an MDIO v0-shaped store
 // (data/chunked_012, metadata/live_mask) and the v1 layout in Zarr v2 open too; sfm's MDIO v1 writer output opens in the MDIO
-// library with the same values.
+// library with the same values; root attributes of the wrong JSON type are errors naming the field.
 #include <cmath>
 
 #include "sfm/io/mdio.hpp"
 #include "sfm/io/store_file.hpp"
 #include "sfm/io/store_memory.hpp"
+#include "sfm/io/zarr/writer.hpp"
 #include "test_zarr_support.hpp"
 
 using namespace sfm::io;
@@ -104,4 +105,16 @@ TEST_CASE("sfm's MDIO v1 writer: opens in sfm and in the MDIO library with the s
   CHECK(ds.coordinate("time")[1] == 4);
   write_npy_f32(dir / "expected.npy", shape, volume);
   run_python("make_mdio.py", "check '" + (dir / "synth.mdio").string() + "' '" + (dir / "expected.npy").string() + "'");
+}
+
+TEST_CASE("MDIO root attributes of the wrong JSON type are errors naming the field", "[io][mdio]") {
+  // v1 (Zarr v3): attributes.defaultVariableName must be a string.
+  auto v1 = std::make_shared<MemoryStore>("v1");
+  zarr::write_group(*v1, "", 3, {{"attributes", {{"defaultVariableName", 5}}}});
+  expect_error([&] { mdio::Dataset::open(v1); },
+               {"the root attributes of '' in memory://v1: 'attributes': 'defaultVariableName': expected a string, got 5"});
+  // v0 (Zarr v2): the names in "dimension".
+  auto v0 = std::make_shared<MemoryStore>("v0");
+  zarr::write_group(*v0, "", 2, {{"dimension", json::array({{{"name", 3}}})}});
+  expect_error([&] { mdio::Dataset::open(v0); }, {"the root attributes of '' in memory://v0: 'dimension': 'name': expected a string, got 3"});
 }

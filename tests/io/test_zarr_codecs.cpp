@@ -3,7 +3,7 @@
 // oversized input with an error naming the place; the v3 pipeline (transpose, bytes endianness,
 // sharding with missing inner chunks, nested sharding, crc32c) round-trips; blosc decodes a byte
 // range of a chunk alone, from the whole chunk or from its header, offsets and blocks, and refuses
-// offsets that point outside the chunk.
+// offsets that point outside the chunk; codec fields of the wrong JSON type are named in sfm's words.
 #include <numeric>
 #include <random>
 
@@ -276,6 +276,29 @@ TEST_CASE("pipelines refuse unknown codecs and corrupt data, naming them", "[io]
                                        f4, fill, "x"); }, {"unsupported", "lzma"});
   expect_error([&] { Pipeline::from_v3(json::parse(R"([{"name": "sharding_indexed", "configuration": {"chunk_shape": [2],
       "index_codecs": [{"name": "bytes"}, {"name": "zstd"}]}}])"), f4, fill, "x"); }, {"unsupported", "index"});
+  // A field of the wrong JSON type is named, in sfm's words (expect_error refuses nlohmann's text).
+  const auto v3_error = [&](const char* codecs, const std::string& text) {
+    expect_error([&] { Pipeline::from_v3(json::parse(codecs), f4, fill, "c/zarr.json"); }, {text});
+  };
+  v3_error(R"([{"name": 5}])", "c/zarr.json: codec: 'name': expected a string, got 5");
+  v3_error(R"([{"name": "bytes", "configuration": {"endian": 1}}])", "c/zarr.json: bytes codec: 'endian': expected a string");
+  v3_error(R"([{"name": "bytes"}, {"name": "blosc", "configuration": {"cname": 2}}])", "c/zarr.json: blosc: 'cname'");
+  v3_error(R"([{"name": "bytes"}, {"name": "blosc", "configuration": {"cname": "lz4", "shuffle": 1.5}}])",
+           "c/zarr.json: blosc 'shuffle': expected a string, got 1.5");
+  v3_error(R"([{"name": "bytes"}, {"name": "zstd", "configuration": {"checksum": "yes"}}])",
+           "c/zarr.json: zstd: 'checksum': expected true or false, got \"yes\"");
+  v3_error(R"([{"name": "bytes"}, {"name": "future", "must_understand": "no"}])",
+           "c/zarr.json: codec 'future': 'must_understand': expected true or false");
+  v3_error(R"([{"name": "sharding_indexed", "configuration": {"chunk_shape": [2], "index_location": 0}}])",
+           "c/zarr.json: sharding_indexed: 'index_location': expected a string, got 0");
+  ArrayMetadata v2;
+  v2.zarr_format = 2;
+  v2.dtype = f4;
+  v2.compressor = {{"id", 7}};
+  expect_error([&] { Pipeline::from_v2(v2, "d/.zarray"); }, {"d/.zarray: compressor 'id': expected a string, got 7"});
+  v2.compressor = nullptr;
+  v2.filters = json::array({{{"id", false}}});
+  expect_error([&] { Pipeline::from_v2(v2, "d/.zarray"); }, {"d/.zarray: filters: 'id': expected a string, got false"});
 
   const std::vector<int64_t> shape{8, 8};
   std::vector<float> values(64, 1.5f);

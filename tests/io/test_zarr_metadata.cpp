@@ -1,5 +1,6 @@
 // Tests of io/zarr/dtype.hpp and io/zarr/metadata.hpp: dtypes, fill values, v2/v3 documents,
-// chunk keys, must_understand, and the clear errors for what sfm does not read.
+// chunk keys, must_understand, and the clear errors for what sfm does not read or what is malformed
+// (fields of the wrong JSON type named in sfm's words, never nlohmann's).
 #include <cmath>
 #include <limits>
 
@@ -154,6 +155,48 @@ TEST_CASE("Zarr v3 zarr.json parses: key encodings, sharding, dimension names, m
   // Writing back gives the same metadata.
   ArrayMetadata again = parse_v3_array(m.to_json(), "again");
   CHECK(again.to_json() == m.to_json());
+}
+
+TEST_CASE("malformed metadata: a field of the wrong JSON type is an error naming it, in sfm's words", "[io][zarr]") {
+  const json v2 = json::parse(R"({"zarr_format": 2, "shape": [10], "chunks": [5], "dtype": "<f4", "fill_value": 0,
+    "order": "C", "filters": null, "compressor": null})");
+  const auto v2_with = [&](const char* key, const json& value) {
+    json z = v2;
+    z[key] = value;
+    return z;
+  };
+  expect_error([&] { parse_v2_array(v2_with("order", 5), nullptr, "a/.zarray"); },
+               {"a/.zarray: 'order': expected a string, got 5"});
+  expect_error([&] { parse_v2_array(v2_with("dimension_separator", true), nullptr, "a/.zarray"); },
+               {"a/.zarray: 'dimension_separator': expected a string, got true"});
+  expect_error([&] { parse_v2_array(v2_with("filters", json::array({{{"id", 3}}})), nullptr, "a/.zarray"); },
+               {"a/.zarray: filters: 'id': expected a string, got 3"});
+  auto v2_missing = v2;
+  v2_missing.erase("shape");
+  expect_error([&] { parse_v2_array(v2_missing, nullptr, "a/.zarray"); }, {"a/.zarray: missing 'shape'"});
+
+  const json v3 = json::parse(R"({"zarr_format": 3, "node_type": "array", "shape": [10], "data_type": "float32",
+    "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [5]}},
+    "chunk_key_encoding": {"name": "default"}, "fill_value": 0, "codecs": [{"name": "bytes"}]})");
+  json j = v3;
+  j["node_type"] = 7;
+  expect_error([&] { parse_v3_array(j, "b/zarr.json"); }, {"b/zarr.json: 'node_type': expected a string, got 7"});
+  j = v3;
+  j["chunk_grid"]["name"] = 5;
+  expect_error([&] { parse_v3_array(j, "b/zarr.json"); }, {"b/zarr.json: chunk_grid: 'name': expected a string, got 5"});
+  j = v3;
+  j["chunk_key_encoding"]["name"] = json::array();
+  expect_error([&] { parse_v3_array(j, "b/zarr.json"); }, {"chunk_key_encoding: 'name': expected a string, got []"});
+  j = v3;
+  j["chunk_key_encoding"]["configuration"] = {{"separator", 1}};
+  expect_error([&] { parse_v3_array(j, "b/zarr.json"); },
+               {"b/zarr.json: chunk_key_encoding.configuration: 'separator': expected a string, got 1"});
+  j = v3;
+  j["codecs"] = json::array({{{"name", "sharding_indexed"}, {"configuration", json::object()}}});
+  expect_error([&] { parse_v3_array(j, "b/zarr.json"); }, {"b/zarr.json: sharding_indexed needs configuration.chunk_shape"});
+  const json group = {{"zarr_format", 3}, {"node_type", "group"}, {"consolidated_metadata", {{"kind", 5}}}};
+  expect_error([&] { parse_v3_group(group, "g/zarr.json"); },
+               {"g/zarr.json: consolidated_metadata: 'kind': expected a string, got 5"});
 }
 
 TEST_CASE("Zarr v3 groups: attributes and inline consolidated metadata", "[io][zarr]") {

@@ -1,5 +1,6 @@
 // Helpers shared by the Zarr/MDIO tests: running the venv Python helpers in tests/io/zarr_py/,
-// reading the float32 .npy files they write, NaN-aware exact comparison, and error checks.
+// reading the float32 .npy files they write, NaN-aware exact comparison, and error checks (which
+// also refuse nlohmann's exception text in a message).
 #pragma once
 
 #include <cmath>
@@ -143,6 +144,7 @@ inline void expect_error(const std::function<void()>& fn, std::initializer_list<
   }
   INFO("error message: " << message);
   REQUIRE(!message.empty());
+  CHECK(message.find("[json.exception") == std::string::npos);  // sfm's words, never nlohmann's
   for (const std::string& p : parts) {
     INFO("expected to contain: " << p);
     CHECK(message.find(p) != std::string::npos);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <limits>
 
@@ -15,6 +16,7 @@
 #include "sfm/comm/thread.hpp"
 #include "sfm/kernels/cpu/kernels.hpp"
 #include "sfm/train/trainer.hpp"
+#include "data/corrupt_volume.hpp"
 #include "io/gray_image_reader.hpp"
 #include "sfm_test.hpp"
 #include "train_test_util.hpp"
@@ -253,6 +255,74 @@ TEST_CASE("a checkpoint holding non-finite values is refused on resume") {
   CHECK_THROWS_WITH(run_serial(more, copy), test::contains("holds a non-finite value"));
 }
 
+TEST_CASE("data.on_error: a corrupt chunk stops the run (fail) or is redrawn, counted and bounded (skip)") {
+  const auto dir = train_tmp("corrupt"), data = train_tmp("corrupt-data");
+  std::filesystem::remove_all(data);
+  std::filesystem::create_directories(data);
+  const std::string url = (data / "bad.zarr").string();
+  test::write_corrupt_volume(url, 64, 16);  // a 32³ crop reads chunk c/0/0/0 in (16/33)³ ≈ 11 % of the draws
+  nlohmann::json zarr = {{"source", "zarr"}, {"url", url}, {"cache_mib", 0}};
+  CHECK_THROWS_WITH(run_serial(small_run(dir.string(), {{"data", zarr}})),
+                    test::contains(url) && test::contains(test::corrupt_chunk_key));
+
+  // skip: the run goes on; metrics.jsonl counts the reads the sampler skips for the run's samples
+  // (6 steps of 8), and the losses do not depend on the loader's thread count.
+  zarr["on_error"] = "skip";
+  zarr["max_skip_fraction"] = 1.0;
+  const TrainConfig c = small_run(dir.string(), {{"data", zarr}});
+  {
+    // Rank 0 names the failure once, however many reads it fails.
+    std::FILE* console = std::tmpfile();
+    REQUIRE(console != nullptr);
+    SerialComm world;
+    TrainOptions o;
+    o.console = console;
+    train<sfm::Cpu>(c, world, o);
+    std::rewind(console);
+    std::string printed;
+    for (int ch; (ch = std::fgetc(console)) != EOF;) printed += char(ch);
+    std::fclose(console);
+    const std::string note = "a crop could not be read and was redrawn (data.on_error skip; each failure is named once): ";
+    const size_t at = printed.find(note);
+    REQUIRE(at != std::string::npos);
+    CHECK(printed.find(test::corrupt_chunk_key, at) != std::string::npos);
+    CHECK(printed.find(note, at + 1) == std::string::npos);
+  }
+  const std::vector<double> losses = test::logged_losses(dir);
+  const auto sampler = make_crop_sampler(c);
+  std::vector<float> crop(size_t(sampler->crop_voxels()));
+  int64_t expected = 0;
+  for (uint64_t step = 0; step < 6; ++step)
+    for (uint64_t i = 0; i < 8; ++i) expected += int64_t(sampler->sample(step, i, crop).size());
+  CHECK(expected >= 2);
+  std::ifstream in(dir / "metrics.jsonl");
+  nlohmann::json last;
+  for (std::string line; std::getline(in, line);) last = nlohmann::json::parse(line);
+  CHECK(last.at("data_skips") == expected);
+  zarr["threads"] = 1;
+  run_serial(small_run(dir.string(), {{"data", zarr}}));
+  CHECK(test::logged_losses(dir) == losses);
+
+  // Past data.max_skip_fraction of the samples drawn (rounded up: 1 skip in the first 100 samples
+  // at 0.01), one line naming the share.
+  zarr["max_skip_fraction"] = 0.01;
+  CHECK_THROWS_WITH(run_serial(small_run(dir.string(), {{"data", zarr}})),
+                    test::contains(" samples drawn since the run started or resumed, more than "
+                                   "data.max_skip_fraction = 0.01 of them; the run stops"));
+}
+
+TEST_CASE("a trainer.json without the train.seed a resume compares is refused in sfm's words") {
+  const auto dir = train_tmp("no-seed");
+  run_serial(small_run(dir.string(), {{"train", {{"steps", 3}}}}));
+  const auto path = dir / "checkpoint-3" / "trainer.json";
+  nlohmann::json trainer = nlohmann::json::parse(std::ifstream(path));
+  trainer["config"]["train"].erase("seed");
+  std::ofstream(path) << trainer.dump();
+  const TrainConfig more = small_run(dir.string(), {{"train", {{"steps", 6}}}});
+  CHECK_THROWS_WITH(run_serial(more, dir), test::contains(path.string() + ": no \"config\" object with a \"train\" "
+                                                                          "section holding \"batch\" and \"seed\""));
+}
+
 TEST_CASE("config errors name the key") {
   nlohmann::json j = default_train_json();
   CHECK_THROWS_WITH(merge_train_json(j, {{"train", {{"bacth", 8}}}}), test::contains("unknown key 'train.bacth'"));
@@ -290,6 +360,18 @@ TEST_CASE("config errors name the key") {
   apply_train_override(j, "data.url=x.mdio");
   apply_train_override(j, "data.min_live_fraction=-0.5");
   CHECK_THROWS_WITH(parse_train_config(j), test::contains("data.min_live_fraction must be in [0, 1], got -0.5"));
+  j = default_train_json();
+  apply_train_override(j, "data.url=x.mdio");
+  CHECK(parse_train_config(j).on_error == ReadErrorPolicy::fail);
+  apply_train_override(j, "data.on_error=skip");
+  CHECK(parse_train_config(j).on_error == ReadErrorPolicy::skip);
+  apply_train_override(j, "data.on_error=ignore");
+  CHECK_THROWS_WITH(parse_train_config(j), test::contains("config: data.on_error: 'ignore' (known: fail, skip)"));
+  j = default_train_json();
+  apply_train_override(j, "data.url=x.mdio");
+  CHECK(parse_train_config(j).max_skip_fraction == 0.01);
+  apply_train_override(j, "data.max_skip_fraction=1.5");
+  CHECK_THROWS_WITH(parse_train_config(j), test::contains("data.max_skip_fraction must be in [0, 1], got 1.5"));
   j = default_train_json();
   apply_train_override(j, "data.url=x.mdio");
   CHECK(parse_train_config(j).skip_nonfinite == 0);

@@ -35,6 +35,15 @@ T json_value(const nlohmann::json& v, const std::string& what) {
   return v.get<T>();
 }
 
+// Field `key` of `object` as a T (the types of json_value): `fallback` when `object` is not an
+// object or has no such key; a value of another type is an sfm::Error "WHAT: 'key': expected a
+// string, got 5". For documents read from stores, where nlohmann's value() would throw its own text.
+template <class T>
+T json_field(const nlohmann::json& object, const char* key, const T& fallback, const std::string& what) {
+  if (!object.is_object() || !object.contains(key)) return fallback;
+  return json_value<T>(object[key], what + ": '" + key + "'");
+}
+
 // nlohmann's message without its "[json.exception.parse_error.101] " tag: for a parse error, the
 // line, column and token where it failed.
 inline std::string json_error_text(const nlohmann::json::exception& e) {

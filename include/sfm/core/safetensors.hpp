@@ -25,6 +25,7 @@
 #include "sfm/core/dtype.hpp"
 #include "sfm/core/error.hpp"
 #include "sfm/core/file_io.hpp"
+#include "sfm/core/json_value.hpp"
 #include "sfm/core/tensor.hpp"
 
 namespace sfm {
@@ -101,9 +102,9 @@ class SafetensorsFile {
     try {
       json = nlohmann::json::parse(header, header + header_length);
     } catch (const nlohmann::json::parse_error& e) {
-      fail(source_, ": bad JSON header near byte offset ", 8 + (e.byte > 0 ? e.byte - 1 : 0), ": ", e.what());
+      fail(source_, ": bad JSON header near byte offset ", 8 + (e.byte > 0 ? e.byte - 1 : 0), ": ", json_error_text(e));
     } catch (const nlohmann::json::exception& e) {
-      fail(source_, ": bad JSON header: ", e.what());
+      fail(source_, ": bad JSON header: ", json_error_text(e));
     }
     SFM_CHECK(json.is_object(), source_, ": the JSON header at byte offset 8 is not an object");
 
@@ -237,7 +238,7 @@ inline void write_safetensors(const std::filesystem::path& path, std::span<const
   try {
     text = header.dump();
   } catch (const nlohmann::json::exception& e) {
-    fail("write_safetensors ", path, ": cannot encode the header: ", e.what());
+    fail("write_safetensors ", path, ": cannot encode the header: ", json_error_text(e));
   }
   text.append((8 - text.size() % 8) % 8, ' ');
   std::byte length[8];

@@ -6,7 +6,9 @@
 // the samples). Reader threads take samples in order and write them straight into a ring of
 // `prefetch` micro-batch slots; a slot is refilled only after the trainer has moved past it. Since
 // each sample is a pure function of (seed, step, index) (data/sampler.hpp), the batches are the same
-// for any thread count. next() reports how long the trainer waited for data.
+// for any thread count. next() reports how long the trainer waited for data, and the reads the
+// sampler skipped for the batch (data.on_error skip), which are as much a function of the batch's
+// position as its crops.
 #pragma once
 
 #include <chrono>
@@ -16,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <span>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -39,6 +42,7 @@ struct LoadedBatch {
   int64_t first_sample = 0;  // index within the step of the batch's first sample
   std::span<const float> crops;  // [micro, Z, Y, X]
   double wait_s = 0;         // time next() waited for it
+  std::vector<std::string> skipped;  // errors of the reads skipped for its samples, in sample order
 };
 
 class PrefetchLoader {
@@ -52,6 +56,7 @@ class PrefetchLoader {
     voxels_ = sampler_->crop_voxels();
     slots_.assign(size_t(prefetch_ * plan_.micro * voxels_), 0.0f);
     done_.assign(size_t(prefetch_), 0);
+    skipped_.resize(size_t(prefetch_ * plan_.micro));
     for (int t = 0; t < threads; ++t) workers_.emplace_back([this] { work(); });
   }
   PrefetchLoader(const PrefetchLoader&) = delete;
@@ -88,6 +93,10 @@ class PrefetchLoader {
     b.first_sample = plan_.rank_offset + (consumed_ % per_step) * plan_.micro;
     b.crops = std::span<const float>(slots_).subspan(size_t(slot(consumed_)) * size_t(plan_.micro * voxels_),
                                                      size_t(plan_.micro * voxels_));
+    for (int64_t i = 0; i < plan_.micro; ++i) {
+      const auto& errors = skipped_[slot(consumed_) * size_t(plan_.micro) + size_t(i)];
+      b.skipped.insert(b.skipped.end(), errors.begin(), errors.end());
+    }
     b.wait_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return b;
   }
@@ -109,8 +118,9 @@ class PrefetchLoader {
       const int64_t step = plan_.first_step + batch / per_step;
       const int64_t sample = plan_.rank_offset + (batch % per_step) * plan_.micro + within;
       try {
-        float* out = slots_.data() + (slot(batch) * size_t(plan_.micro) + size_t(within)) * size_t(voxels_);
-        sampler_->sample(uint64_t(step), uint64_t(sample), std::span<float>(out, size_t(voxels_)));
+        const size_t at = slot(batch) * size_t(plan_.micro) + size_t(within);
+        float* out = slots_.data() + at * size_t(voxels_);
+        skipped_[at] = sampler_->sample(uint64_t(step), uint64_t(sample), std::span<float>(out, size_t(voxels_)));
       } catch (...) {
         std::lock_guard lock(mutex_);
         if (!error_) error_ = std::current_exception();
@@ -130,6 +140,7 @@ class PrefetchLoader {
   int64_t voxels_ = 0;
   std::vector<float> slots_;
   std::vector<int64_t> done_;  // samples finished per slot
+  std::vector<std::vector<std::string>> skipped_;  // per sample of each slot: the errors its reads skipped
   std::mutex mutex_;
   std::condition_variable filled_, freed_;
   int64_t next_item_ = 0, consumed_ = 0;

@@ -29,7 +29,7 @@ class LiveMap {
  public:
   LiveMap() = default;
   // `live` [Z, Y], nonzero = live.
-  LiveMap(std::span<const float> live, int64_t Z, int64_t Y) : Y_(Y), sums_(size_t((Z + 1) * (Y + 1)), 0) {
+  LiveMap(std::span<const float> live, int64_t Z, int64_t Y) : Z_(Z), Y_(Y), sums_(size_t((Z + 1) * (Y + 1)), 0) {
     SFM_CHECK(int64_t(live.size()) == Z * Y, "live mask holds ", live.size(), " values, expected ", Z, " × ", Y);
     for (int64_t z = 0; z < Z; ++z)
       for (int64_t y = 0; y < Y; ++y)
@@ -44,10 +44,19 @@ class LiveMap {
                          sums_[idx(z0, y0)];
     return double(live) / double(dz * dy);
   }
+  // The highest fraction() of any dz × dy footprint inside the map (0: every trace dead); 1 for an
+  // empty map. One pass over the footprints, four lookups each.
+  double best_fraction(int64_t dz, int64_t dy) const {
+    if (empty()) return 1.0;
+    double best = 0;
+    for (int64_t z0 = 0; z0 + dz <= Z_; ++z0)
+      for (int64_t y0 = 0; y0 + dy <= Y_; ++y0) best = std::max(best, fraction(z0, y0, dz, dy));
+    return best;
+  }
 
  private:
   size_t idx(int64_t z, int64_t y) const { return size_t(z * (Y_ + 1) + y); }
-  int64_t Y_ = 0;
+  int64_t Z_ = 0, Y_ = 0;
   std::vector<int64_t> sums_;
 };
 

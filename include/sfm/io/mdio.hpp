@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "sfm/core/error.hpp"
+#include "sfm/core/json_value.hpp"
 #include "sfm/io/store.hpp"
 #include "sfm/io/zarr/group.hpp"
 #include "sfm/io/zarr/writer.hpp"
@@ -36,9 +37,10 @@ class Dataset {
     Dataset ds{std::get<zarr::Group>(std::move(node))};
     const json& attrs = ds.root_.attributes();
     std::string name;  // v1's default variable, wherever multidimio put it
-    if (attrs.contains("attributes") && attrs["attributes"].is_object())
-      name = attrs["attributes"].value("defaultVariableName", "");
-    if (name.empty()) name = attrs.value("defaultVariableName", "");
+    const std::string where = "the root attributes of '" + root + "' in " + store->describe();
+    if (attrs.contains("attributes"))
+      name = json_field<std::string>(attrs["attributes"], "defaultVariableName", "", where + ": 'attributes'");
+    if (name.empty()) name = json_field<std::string>(attrs, "defaultVariableName", "", where);
     // The v1 layout: Zarr v3, or Zarr v2 where multidimio 1.x wrote it with zarr's default format 2
     // (apiVersion 1.x and the default variable in the root attributes, dims in _ARRAY_DIMENSIONS).
     const bool v1_in_v2 = ds.root_.zarr_format() == 2 && !name.empty() && attrs.contains("apiVersion");
@@ -54,7 +56,7 @@ class Dataset {
       ds.version_ = 0;
       // The seismic array: data/chunked_<0..n-1>; the dims come from the root attributes if present.
       if (attrs.contains("dimension") && attrs["dimension"].is_array())
-        for (const json& d : attrs["dimension"]) ds.dims_.push_back(d.is_object() ? d.value("name", "") : "");
+        for (const json& d : attrs["dimension"]) ds.dims_.push_back(json_field<std::string>(d, "name", "", where + ": 'dimension'"));
       std::vector<std::string> candidates;
       if (!ds.dims_.empty()) {
         std::string digits;
@@ -78,7 +80,7 @@ class Dataset {
     }
     return ds;
   } catch (const json::exception& e) {
-    fail("not an MDIO dataset: malformed root attributes of '", root, "' in ", store->describe(), ": ", e.what());
+    fail("not an MDIO dataset: malformed root attributes of '", root, "' in ", store->describe(), ": ", json_error_text(e));
   }
 
   int version() const { return version_; }
@@ -106,7 +108,7 @@ class Dataset {
       const json& attrs = root_.attributes();
       if (attrs.contains("dimension") && attrs["dimension"].is_array())
         for (const json& d : attrs["dimension"])
-          if (d.is_object() && d.value("name", "") == dim && d.contains("coords") && d["coords"].is_array())
+          if (d.is_object() && d.contains("name") && d["name"] == dim && d.contains("coords") && d["coords"].is_array())
             for (const json& c : d["coords"]) out.push_back(c.is_number() ? c.get<double>() : 0.0);
       return out;
     }

@@ -2,7 +2,7 @@
 //
 // Unknown keys and values of the wrong type are sfm::Errors that name the key path; `--set
 // a.b=value` overrides go through the same checks. Every choice is checked here, once, and carried
-// as a type from then on (BackendKind, PrecisionKind, ZeroLevel, AttentionKind, MaskKind). Cross-field checks that
+// as a type from then on (BackendKind, PrecisionKind, ZeroLevel, AttentionKind, MaskKind, ReadErrorPolicy). Cross-field checks that
 // need the world size or the data (P = dp × cp, crop inside the volume) happen where those are known
 // (train/trainer.hpp).
 #pragma once
@@ -18,6 +18,7 @@
 #include "sfm/core/memory.hpp"
 #include "sfm/data/crop.hpp"
 #include "sfm/data/normalize.hpp"
+#include "sfm/data/read_error_policy.hpp"
 #include "sfm/kernels/backend.hpp"
 #include "sfm/kernels/precision.hpp"
 #include "sfm/mae/mask.hpp"
@@ -41,6 +42,8 @@ struct TrainConfig {
   double min_live_fraction = 0.5;
   int threads = 4, prefetch = 8;
   int64_t cache_mib = 256;        // zarr: decoded-chunk cache per volume, used when the volume fits in it
+  ReadErrorPolicy on_error = ReadErrorPolicy::fail;  // a crop that cannot be read: stop, or redraw it
+  double max_skip_fraction = 0.01;  // on_error skip: the most skipped reads per sample drawn before the run stops
   // train
   int64_t batch = 8, micro_batch = 8, steps = 300, warmup_steps = 20;
   int64_t skip_nonfinite = 0;     // steps in a row whose non-finite loss or gradient norm is skipped (0: stop at once)
@@ -72,7 +75,7 @@ inline nlohmann::json default_train_json() {
     "model": "tiny",
     "data": {"source": "zarr", "url": null, "variable": null, "normalize": "robust", "clip_percentile": 0.5,
              "flip": true, "min_live_fraction": 0.5, "threads": 4, "prefetch": 8, "cache_mib": 256,
-             "shape": [64, 64, 128], "seed": 0},
+             "on_error": "fail", "max_skip_fraction": 0.01, "shape": [64, 64, 128], "seed": 0},
     "train": {"batch": 8, "micro_batch": 8, "steps": 300, "lr": 1.5e-4, "min_lr": 0.0, "warmup_steps": 20,
               "weight_decay": 0.05, "clip_grad": 1.0, "seed": 0, "recompute": "none",
               "skip_nonfinite": 0, "precision": null},
@@ -186,6 +189,10 @@ inline TrainConfig parse_train_config(const nlohmann::json& j) {
   c.cache_mib = get<int64_t>(j, "data", "cache_mib");
   SFM_CHECK(c.cache_mib >= 0 && c.cache_mib <= (int64_t(1) << 30), "config: data.cache_mib must be between 0 and 2^30, got ",
             c.cache_mib);
+  c.on_error = parse_read_error_policy(get<std::string>(j, "data", "on_error"), "config: data.on_error");
+  c.max_skip_fraction = get<double>(j, "data", "max_skip_fraction");
+  SFM_CHECK(c.max_skip_fraction >= 0 && c.max_skip_fraction <= 1, "config: data.max_skip_fraction must be in [0, 1], got ",
+            c.max_skip_fraction);
 
   c.batch = get<int64_t>(j, "train", "batch");
   c.micro_batch = get<int64_t>(j, "train", "micro_batch");

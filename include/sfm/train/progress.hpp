@@ -27,6 +27,7 @@ struct StepReport {
   double window_s = 0;     // wall time of the window
   double elapsed_s = 0, eta_s = 0;
   int64_t skipped_steps = 0;  // steps skipped (non-finite loss or gradient norm) since this process started or resumed the run
+  int64_t data_skips = 0;     // crop reads skipped (data.on_error skip), all ranks, since this process started or resumed the run
 };
 
 inline nlohmann::json to_json(const StepReport& r) {
@@ -40,7 +41,8 @@ inline nlohmann::json to_json(const StepReport& r) {
           {"data_wait_pct", r.window_s > 0 ? 100.0 * r.data_wait_s / r.window_s : 0.0},
           {"mask_ratio", r.mask_ratio},
           {"elapsed_s", r.elapsed_s},
-          {"skipped_steps", r.skipped_steps}};
+          {"skipped_steps", r.skipped_steps},
+          {"data_skips", r.data_skips}};
 }
 
 inline std::string format_duration(double seconds) {

@@ -149,9 +149,11 @@ inline nlohmann::json read_trainer_json(const std::filesystem::path& dir) {
   SFM_CHECK(t.contains("step") && t["step"].is_number_integer() && t["step"].get<int64_t>() >= 1, where,
             ": \"step\" must be a positive integer, got ", t.value("step", nlohmann::json()).dump());
   SFM_CHECK(!t.contains("run") || t["run"].is_string(), where, ": \"run\" must be a string, got ", t["run"].dump());
+  // A resume compares the saved train.batch and train.seed with its own (Trainer::check_resumable).
   SFM_CHECK(t.contains("config") && t["config"].is_object() && t["config"].contains("train") &&
-                t["config"]["train"].is_object(),
-            where, ": no \"config\" object with a \"train\" section");
+                t["config"]["train"].is_object() && t["config"]["train"].contains("batch") &&
+                t["config"]["train"].contains("seed"),
+            where, ": no \"config\" object with a \"train\" section holding \"batch\" and \"seed\"");
   return t;
 }
 

@@ -1,6 +1,6 @@
 // TensorBoard event files of a training run, written by rank 0 beside metrics.jsonl: the scalars of
 // each metrics record (loss, lr, grad_norm, samples_per_s, tokens_per_s, data_wait_s, mask_ratio,
-// skipped_steps; tag = the metrics.jsonl key, TensorBoard step = the run's step) and the
+// skipped_steps, data_skips; tag = the metrics.jsonl key, TensorBoard step = the run's step) and the
 // reconstruction previews as PNG image summaries (tag "preview"). `tensorboard --logdir runs/` shows them.
 //
 // Format: a file of TFRecords (uint64 length, masked CRC32C of the length, data, masked CRC32C of
@@ -212,7 +212,8 @@ class TensorBoardLog {
     const std::pair<const char*, double> scalars[] = {
         {"loss", r.loss},           {"lr", r.lr},           {"grad_norm", r.grad_norm},
         {"samples_per_s", r.samples_per_s}, {"tokens_per_s", r.tokens_per_s}, {"data_wait_s", r.data_wait_s},
-        {"mask_ratio", r.mask_ratio}, {"skipped_steps", double(r.skipped_steps)}};
+        {"mask_ratio", r.mask_ratio}, {"skipped_steps", double(r.skipped_steps)},
+        {"data_skips", double(r.data_skips)}};
     Bytes summary;
     for (const auto& [tag, value] : scalars) put_bytes_field(summary, 1, scalar_value(tag, float(value)));
     emit_summary(r.step, summary);

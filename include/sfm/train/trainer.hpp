@@ -29,6 +29,11 @@
 // run ends with a RunStopped naming the step and the value, its last checkpoint untouched.
 // Checkpoints whose gathered state is not finite are never written. The output folder rules are
 // train/run_folder.hpp's.
+//
+// Bad data (data.on_error skip): a crop whose read fails is redrawn by the sampler; rank 0 names each
+// distinct failure once, the skips of all ranks are counted (metrics "data_skips"), and once they
+// exceed data.max_skip_fraction of the samples drawn since the process started (rounded up) the run
+// ends with a RunStopped, on every rank at the same step.
 #pragma once
 
 #include <algorithm>
@@ -39,6 +44,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -105,6 +111,7 @@ inline std::shared_ptr<const CropSampler> make_crop_sampler(const TrainConfig& c
   o.normalization = c.normalization;
   o.flip = c.flip;
   o.min_live_fraction = c.min_live_fraction;
+  o.on_error = c.on_error;
   o.seed = c.seed;
   return std::make_shared<const CropSampler>(std::move(volumes), o);
 }
@@ -210,17 +217,25 @@ class Trainer {
     auto window_start = t0;
     double window_loss = 0, window_wait = 0, window_norm = 0;
     int64_t window_steps = 0, window_good = 0, skipped = 0, bad_in_row = 0;
+    int64_t data_skips = 0;                // reads skipped (data.on_error skip) over all ranks
+    std::set<std::string> skip_errors;     // the failures rank 0 has named
     TrainResult result;
     result.first_step = result.end_step = start;
     for (int64_t step = start; step < c_.steps; ++step) {
       // The replica of dp index 0 gathers sample 0's prediction over its cp ranks; rank 0 writes it.
       const bool preview = mesh_.dp_index() == 0 && c_.images_every > 0 &&
                            ((step + 1) % c_.images_every == 0 || step + 1 == c_.steps);
-      double loss = 0, wait = 0;
+      double loss = 0, wait = 0, step_skips = 0;
       PreviewSample sample;
       for (int64_t micro = 0; micro < loader.plan().micro_batches(); ++micro) {
         const LoadedBatch batch = loader.next();
         wait += batch.wait_s;
+        step_skips += double(batch.skipped.size());
+        if (lead)
+          for (const std::string& error : batch.skipped)
+            if (skip_errors.insert(error).second)
+              log->note("sfm train: step " + std::to_string(step + 1) + ": a crop could not be read and was redrawn " +
+                        "(data.on_error skip; each failure is named once): " + error);
         const MaskPlan mask = mask_from_noise(
             mask_noise(c_.seed, uint64_t(step), uint64_t(batch.first_sample), c_.micro_batch, N), c_.micro_batch, N,
             len_keep);
@@ -228,12 +243,22 @@ class Trainer {
         if (preview && micro == 0) sample = capture(batch, mask);
         model_.backward();
       }
-      double sums[1] = {loss};
+      double sums[2] = {loss, step_skips};
       reduce_scalars(sums, ReduceOp::sum);
       double maxima[2] = {wait, stop && stop->requested() ? 1.0 : 0.0};
       reduce_scalars(maxima, ReduceOp::max);
       const double lr = schedule.at(step);
       const double step_loss = sums[0] / double(c_.cp);
+      // The ranks of a cp group read the same samples: count their skips once.
+      data_skips += std::llround(sums[1] / double(c_.cp));
+      const double drawn = double(step + 1 - start) * double(c_.batch);
+      if (double(data_skips) > std::ceil(c_.max_skip_fraction * drawn))
+        throw RunStopped("step " + std::to_string(step + 1) + ": " + std::to_string(data_skips) +
+                         " crop reads failed and were skipped in the " + std::to_string(int64_t(drawn)) +
+                         " samples drawn since the run started or resumed, more than data.max_skip_fraction = " +
+                         c_.json.at("data").at("max_skip_fraction").dump() + " of them; the run stops, " +
+                         (last_checkpoint.empty() ? std::string("before its first checkpoint")
+                                                  : "its last checkpoint is " + last_checkpoint.string()));
       double grad_norm = std::nan("");
       if (std::isfinite(step_loss)) grad_norm = zero_.step(lr, c_.clip_grad);
       else zero_.discard_grads();
@@ -267,6 +292,7 @@ class Trainer {
         r.step = step + 1, r.total = c_.steps;
         r.loss = window_loss / double(window_good), r.lr = lr, r.grad_norm = window_norm / double(window_good);
         r.skipped_steps = skipped;
+        r.data_skips = data_skips;
         r.mask_ratio = double(N - len_keep) / double(N);
         r.window_s = std::chrono::duration<double>(now - window_start).count();
         r.samples_per_s = double(window_steps * c_.batch) / r.window_s;

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "sfm/core/error.hpp"
+#include "sfm/core/json_value.hpp"
 #include "sfm/io/buffer_pool.hpp"
 #include "sfm/io/store.hpp"
 #include "sfm/io/thread_pool.hpp"
@@ -77,8 +78,8 @@ class Array {
     SFM_CHECK(docs.size() == 3, store->describe(), ": get_many returned ", docs.size(), " results for 3 requests");
     if (docs[0]) {
       const json j = parse_json(*docs[0], *store, requests[0].key);
-      SFM_CHECK(j.value("node_type", "") == "array", describe_key(*store, requests[0].key), " is a Zarr v3 ",
-                j.value("node_type", "?"), ", not an array");
+      const std::string type = json_field<std::string>(j, "node_type", "?", describe_key(*store, requests[0].key));
+      SFM_CHECK(type == "array", describe_key(*store, requests[0].key), " is a Zarr v3 ", type, ", not an array");
       return Array(store, p, parse_v3_array(j, describe_key(*store, requests[0].key)), options);
     }
     if (docs[1]) {
@@ -191,7 +192,7 @@ class Array {
     try {
       return json::parse(reinterpret_cast<const char*>(bytes.data()), reinterpret_cast<const char*>(bytes.data()) + bytes.size());
     } catch (const json::exception& e) {
-      fail(describe_key(store, key), ": invalid JSON: ", e.what());
+      fail(describe_key(store, key), ": invalid JSON: ", json_error_text(e));
     }
   }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "sfm/core/error.hpp"
+#include "sfm/core/json_value.hpp"
 #include "sfm/io/store.hpp"
 #include "sfm/io/zarr/array.hpp"
 #include "sfm/io/zarr/listable.hpp"
@@ -139,7 +140,7 @@ inline std::shared_ptr<const Consolidated> consolidated_v3(const json& metadata,
   for (const auto& [p, doc] : metadata.items()) {
     NodeDocument d;
     d.zarr_format = int_field(doc, "zarr_format", 3, where + " consolidated metadata of '" + p + "'");
-    d.is_array = doc.value("node_type", "") == "array";
+    d.is_array = json_field<std::string>(doc, "node_type", "", where + " consolidated metadata of '" + p + "'") == "array";
     d.doc = doc;
     (*c)[normalize_path(p)] = d;
   }
@@ -188,7 +189,7 @@ inline Node open_node(std::shared_ptr<Store> store, const std::string& path, Arr
   if (docs[0]) {
     const json j = doc(0);
     const std::string where = describe_key(*store, requests[0].key);
-    const std::string type = j.value("node_type", "");
+    const std::string type = json_field<std::string>(j, "node_type", "", where);
     if (type == "array") return Array(store, p, parse_v3_array(j, where), options);
     SFM_CHECK(type == "group", where, ": unknown node_type '", type, "'");
     GroupMetadata g = parse_v3_group(j, where);
@@ -206,7 +207,7 @@ inline Node open_node(std::shared_ptr<Store> store, const std::string& path, Arr
   fail("no Zarr array or group at '", p, "' in ", store->describe());
 } catch (const json::exception& e) {
   fail("malformed Zarr metadata at '", normalize_path(path), "' in ", store ? store->describe() : "a null store", ": ",
-       e.what());
+       json_error_text(e));
 }
 
 inline Group Group::open(std::shared_ptr<Store> store, const std::string& path, ArrayOptions options) {
@@ -228,12 +229,12 @@ inline Node Group::open(const std::string& relative) const try {
     if (d.is_array)
       return Array(store_, full, d.zarr_format == 3 ? parse_v3_array(d.doc, where) : parse_v2_array(d.doc, d.attrs, where),
                    options_);
-    json attrs = d.zarr_format == 3 ? d.doc.value("attributes", json::object()) : d.attrs;
+    json attrs = d.zarr_format == 3 && d.doc.is_object() ? d.doc.value("attributes", json::object()) : d.attrs;
     return Group(store_, full, d.zarr_format, attrs, detail::sub_consolidated(*consolidated_, rel), options_);
   }
   return open_node(store_, full, options_);
 } catch (const json::exception& e) {
-  fail("malformed consolidated metadata of '", join_key(path_, relative), "' in ", store_->describe(), ": ", e.what());
+  fail("malformed consolidated metadata of '", join_key(path_, relative), "' in ", store_->describe(), ": ", json_error_text(e));
 }
 
 }  // namespace sfm::io::zarr

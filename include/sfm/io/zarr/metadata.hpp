@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sfm/core/error.hpp"
+#include "sfm/core/json_value.hpp"
 #include "sfm/io/zarr/dtype.hpp"
 
 namespace sfm::io::zarr {
@@ -148,7 +149,7 @@ inline void check_unknown_fields(const json& j, std::initializer_list<const char
 // The shard's inner chunk shape, when the array→bytes codec is sharding_indexed.
 inline std::optional<std::vector<int64_t>> sharding_inner_chunks(const json& codecs, const std::string& where) {
   for (const json& c : codecs) {
-    if (!c.is_object() || c.value("name", "") != "sharding_indexed") continue;
+    if (!c.is_object() || json_field<std::string>(c, "name", "", where) != "sharding_indexed") continue;
     SFM_CHECK(c.contains("configuration") && c["configuration"].contains("chunk_shape"), where,
               ": sharding_indexed needs configuration.chunk_shape");
     return parse_extents(c["configuration"]["chunk_shape"], "chunk_shape", where, true);
@@ -176,7 +177,7 @@ inline ArrayMetadata parse_v2_array(const json& j, const json& attrs, const std:
     fail(e.what(), " in ", where);
   }
   m.fill = parse_fill_value(j.value("fill_value", json(nullptr)), m.dtype, 2);
-  const std::string order = j.value("order", "C");
+  const std::string order = json_field<std::string>(j, "order", "C", where);
   SFM_CHECK(order == "C" || order == "F", where, ": order must be \"C\" or \"F\", got \"", order, "\"");
   m.order = order[0];
   m.filters = j.value("filters", json(nullptr));
@@ -185,7 +186,7 @@ inline ArrayMetadata parse_v2_array(const json& j, const json& attrs, const std:
     std::string ids;
     bool all_shuffle = m.filters.is_array();
     for (const json& f : m.filters) {
-      const std::string id = f.is_object() ? f.value("id", "?") : f.dump();
+      const std::string id = f.is_object() ? json_field<std::string>(f, "id", "?", where + ": filters") : f.dump();
       all_shuffle = all_shuffle && id == "shuffle";
       if (!ids.empty()) ids += ", ";
       ids += id;
@@ -193,7 +194,7 @@ inline ArrayMetadata parse_v2_array(const json& j, const json& attrs, const std:
     if (!all_shuffle) fail("unsupported: Zarr v2 filter(s) '", ids, "' in ", where);
   }
   m.compressor = j.value("compressor", json(nullptr));
-  const std::string sep = j.value("dimension_separator", ".");
+  const std::string sep = json_field<std::string>(j, "dimension_separator", ".", where);
   SFM_CHECK(sep == "." || sep == "/", where, ": dimension_separator must be \".\" or \"/\", got \"", sep, "\"");
   m.separator = sep[0];
   m.default_key_encoding = false;
@@ -206,14 +207,14 @@ inline ArrayMetadata parse_v2_array(const json& j, const json& attrs, const std:
   }
   return m;
 } catch (const json::exception& e) {
-  fail(where, ": malformed metadata: ", e.what());
+  fail(where, ": malformed metadata: ", json_error_text(e));
 }
 
 // Parses a v3 zarr.json whose node_type is "array".
 inline ArrayMetadata parse_v3_array(const json& j, const std::string& where) try {
   SFM_CHECK(j.is_object(), where, ": zarr.json is not a JSON object");
   SFM_CHECK(detail::int_field(j, "zarr_format", 0, where) == 3, where, ": zarr_format is not 3");
-  SFM_CHECK(j.value("node_type", "") == "array", where, ": node_type is not \"array\"");
+  SFM_CHECK(json_field<std::string>(j, "node_type", "", where) == "array", where, ": node_type is not \"array\"");
   detail::check_unknown_fields(j, {"zarr_format", "node_type", "shape", "data_type", "chunk_grid", "chunk_key_encoding",
                                    "fill_value", "codecs", "attributes", "storage_transformers", "dimension_names"},
                                where);
@@ -228,7 +229,7 @@ inline ArrayMetadata parse_v3_array(const json& j, const std::string& where) try
     fail(e.what(), " in ", where);
   }
   const json& grid = j["chunk_grid"];
-  SFM_CHECK(grid.is_object() && grid.value("name", "") == "regular", "unsupported: chunk_grid ", grid.dump(), " in ",
+  SFM_CHECK(json_field<std::string>(grid, "name", "", where + ": chunk_grid") == "regular", "unsupported: chunk_grid ", grid.dump(), " in ",
             where, " (only \"regular\")");
   SFM_CHECK(grid.contains("configuration") && grid["configuration"].contains("chunk_shape"), where,
             ": chunk_grid needs configuration.chunk_shape");
@@ -236,12 +237,12 @@ inline ArrayMetadata parse_v3_array(const json& j, const std::string& where) try
   SFM_CHECK(m.grid_chunks.size() == m.shape.size(), where, ": shape has ", m.shape.size(), " dims but chunk_shape ",
             m.grid_chunks.size());
   const json& cke = j["chunk_key_encoding"];
-  const std::string cke_name = cke.is_object() ? cke.value("name", "") : "";
+  const std::string cke_name = json_field<std::string>(cke, "name", "", where + ": chunk_key_encoding");
   SFM_CHECK(cke_name == "default" || cke_name == "v2", "unsupported: chunk_key_encoding ", cke.dump(), " in ", where);
   m.default_key_encoding = cke_name == "default";
   std::string sep = m.default_key_encoding ? "/" : ".";
-  if (cke.contains("configuration") && cke["configuration"].is_object())
-    sep = cke["configuration"].value("separator", sep);
+  if (cke.contains("configuration"))
+    sep = json_field<std::string>(cke["configuration"], "separator", sep, where + ": chunk_key_encoding.configuration");
   SFM_CHECK(sep == "." || sep == "/", where, ": chunk key separator must be \".\" or \"/\", got \"", sep, "\"");
   m.separator = sep[0];
   m.fill = parse_fill_value(j["fill_value"], m.dtype, 3);
@@ -266,7 +267,7 @@ inline ArrayMetadata parse_v3_array(const json& j, const std::string& where) try
   }
   return m;
 } catch (const json::exception& e) {
-  fail(where, ": malformed metadata: ", e.what());
+  fail(where, ": malformed metadata: ", json_error_text(e));
 }
 
 // A v3 group document: attributes and, when present, the inline consolidated metadata
@@ -278,20 +279,21 @@ struct GroupMetadata {
 };
 
 inline GroupMetadata parse_v3_group(const json& j, const std::string& where) try {
-  SFM_CHECK(j.is_object() && detail::int_field(j, "zarr_format", 0, where) == 3 && j.value("node_type", "") == "group", where,
+  SFM_CHECK(j.is_object() && detail::int_field(j, "zarr_format", 0, where) == 3 &&
+                json_field<std::string>(j, "node_type", "", where) == "group", where,
             ": not a Zarr v3 group document");
   detail::check_unknown_fields(j, {"zarr_format", "node_type", "attributes", "consolidated_metadata"}, where);
   GroupMetadata g;
   if (j.contains("attributes") && j["attributes"].is_object()) g.attributes = j["attributes"];
   if (j.contains("consolidated_metadata") && j["consolidated_metadata"].is_object()) {
     const json& cm = j["consolidated_metadata"];
-    SFM_CHECK(cm.value("kind", "inline") == "inline", "unsupported: consolidated_metadata kind '", cm.value("kind", ""),
-              "' in ", where);
+    const std::string kind = json_field<std::string>(cm, "kind", "inline", where + ": consolidated_metadata");
+    SFM_CHECK(kind == "inline", "unsupported: consolidated_metadata kind '", kind, "' in ", where);
     if (cm.contains("metadata") && cm["metadata"].is_object()) g.consolidated = cm["metadata"];
   }
   return g;
 } catch (const json::exception& e) {
-  fail(where, ": malformed metadata: ", e.what());
+  fail(where, ": malformed metadata: ", json_error_text(e));
 }
 
 }  // namespace sfm::io::zarr

@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sfm/core/error.hpp"
+#include "sfm/core/json_value.hpp"
 #include "sfm/io/zarr/codecs.hpp"
 #include "sfm/io/zarr/dtype.hpp"
 #include "sfm/io/zarr/metadata.hpp"
@@ -69,7 +70,7 @@ class Pipeline {
     int phase = 0;  // 0: array→array, 1: bytes→bytes (after the array→bytes codec)
     for (const json& c : codecs) {
       SFM_CHECK(c.is_object() || c.is_string(), where, ": bad codec entry ", c.dump());
-      const std::string name = c.is_string() ? c.get<std::string>() : c.value("name", "");
+      const std::string name = c.is_string() ? c.get<std::string>() : json_field<std::string>(c, "name", "", where + ": codec");
       const json config = c.is_object() && c.contains("configuration") ? c["configuration"] : json::object();
       const auto need_phase = [&](int want) {
         SFM_CHECK(phase == want, where, ": codec '", name, "' is out of place in the codec list ", codecs.dump());
@@ -79,19 +80,20 @@ class Pipeline {
         p->transposes_.push_back(parse_transpose(config, where));
       } else if (name == "bytes") {
         need_phase(0);
-        const std::string endian = config.value("endian", "little");
+        const std::string endian = json_field<std::string>(config, "endian", "little", where + ": bytes codec");
         SFM_CHECK(endian == "little" || endian == "big", where, ": bytes codec endian must be little or big");
         p->a2b_ = stage::BytesCodec{endian == "big"};
         phase = 1;
       } else if (name == "sharding_indexed") {
         need_phase(0);
         stage::Sharding s;
-        s.inner = detail::parse_extents(config.at("chunk_shape"), "chunk_shape", where, true);
+        SFM_CHECK(config.contains("chunk_shape"), where, ": sharding_indexed needs configuration.chunk_shape");
+        s.inner = detail::parse_extents(config["chunk_shape"], "chunk_shape", where, true);
         s.codecs = from_v3(config.value("codecs", json::array({{{"name", "bytes"}}})), dtype, fill, where);
         FillValue none;
         s.index_codecs = from_v3(config.value("index_codecs", json::array({{{"name", "bytes"}}, {{"name", "crc32c"}}})),
                                  DataType{Kind::UInt, 8, false}, none, where + " (shard index codecs)");
-        const std::string loc = config.value("index_location", "end");
+        const std::string loc = json_field<std::string>(config, "index_location", "end", where + ": sharding_indexed");
         SFM_CHECK(loc == "start" || loc == "end", where, ": index_location must be start or end, got ", loc);
         s.index_at_end = loc == "end";
         for (const auto& b : s.index_codecs->b2b_)
@@ -102,7 +104,7 @@ class Pipeline {
       } else if (auto b = parse_compress(name, config, 3, where)) {
         need_phase(1);
         p->b2b_.push_back(*b);
-      } else if (c.is_object() && c.value("must_understand", true) == false) {
+      } else if (!json_field<bool>(c, "must_understand", true, where + ": codec '" + name + "'")) {
         continue;  // an optional extension we do not know: allowed to ignore
       } else {
         fail("unsupported: Zarr v3 codec '", name, "' in ", where);
@@ -111,7 +113,7 @@ class Pipeline {
     SFM_CHECK(phase == 1, where, ": the codec list has no array→bytes codec (bytes or sharding_indexed): ", codecs.dump());
     return p;
   } catch (const json::exception& e) {
-    fail(where, ": malformed codec list: ", e.what());
+    fail(where, ": malformed codec list: ", json_error_text(e));
   }
 
   // Builds the equivalent pipeline of a v2 array (order, dtype byte order, compressor).
@@ -127,19 +129,20 @@ class Pipeline {
     p->a2b_ = stage::BytesCodec{m.dtype.big_endian};
     if (m.filters.is_array())
       for (const json& f : m.filters) {
-        auto b = f.is_object() ? parse_compress(f.value("id", ""), f, 2, where) : std::nullopt;
+        auto b = f.is_object() ? parse_compress(json_field<std::string>(f, "id", "", where + ": filters"), f, 2, where) : std::nullopt;
         SFM_CHECK(b && b->kind == stage::Compress::Shuffle, "unsupported: Zarr v2 filter ", f.dump(), " in ", where);
         p->b2b_.push_back(*b);
       }
     if (!m.compressor.is_null()) {
       SFM_CHECK(m.compressor.is_object() && m.compressor.contains("id"), where, ": bad compressor ", m.compressor.dump());
-      auto b = parse_compress(m.compressor["id"].get<std::string>(), m.compressor, 2, where);
-      SFM_CHECK(b.has_value(), "unsupported: Zarr v2 compressor '", m.compressor["id"].get<std::string>(), "' in ", where);
+      const std::string id = json_value<std::string>(m.compressor["id"], where + ": compressor 'id'");
+      auto b = parse_compress(id, m.compressor, 2, where);
+      SFM_CHECK(b.has_value(), "unsupported: Zarr v2 compressor '", id, "' in ", where);
       p->b2b_.push_back(*b);
     }
     return p;
   } catch (const json::exception& e) {
-    fail(where, ": malformed compressor or filters: ", e.what());
+    fail(where, ": malformed compressor or filters: ", json_error_text(e));
   }
 
   static std::shared_ptr<const Pipeline> for_array(const ArrayMetadata& m, const std::string& where) {
@@ -351,14 +354,14 @@ class Pipeline {
     const bool numcodecs_style = format == 2 || n != name;
     if (n == "blosc") {
       c.kind = C::Blosc;
-      c.cname = cfg.value("cname", "lz4");
+      c.cname = json_field<std::string>(cfg, "cname", "lz4", where + ": blosc");
       c.level = detail::int_field(cfg, "clevel", 5, where);
       c.blocksize = detail::int_field(cfg, "blocksize", int64_t(0), where);
       c.typesize = detail::int_field(cfg, "typesize", 0, where);
       const json sh = cfg.value("shuffle", json(numcodecs_style ? json(1) : json("noshuffle")));
       if (sh.is_number_integer()) c.shuffle = sh.get<int>();
       else {
-        const std::string s = sh.get<std::string>();
+        const std::string s = json_value<std::string>(sh, where + ": blosc 'shuffle'");
         SFM_CHECK(s == "noshuffle" || s == "shuffle" || s == "bitshuffle", where, ": unknown blosc shuffle '", s, "'");
         c.shuffle = s == "noshuffle" ? 0 : s == "shuffle" ? 1 : 2;
       }
@@ -368,7 +371,7 @@ class Pipeline {
     } else if (n == "zstd") {
       c.kind = C::Zstd;
       c.level = detail::int_field(cfg, "level", 0, where);
-      c.checksum = cfg.value("checksum", false);
+      c.checksum = json_field<bool>(cfg, "checksum", false, where + ": zstd");
     } else if (n == "gzip" || n == "zlib") {
       c.kind = n == "gzip" ? C::Gzip : C::Zlib;
       c.level = detail::int_field(cfg, "level", 1, where);

@@ -111,12 +111,28 @@ TEST_CASE("resume continues exactly: same world size bit for bit, another within
   const auto full_dir = train_tmp("resume-full"), part_dir = train_tmp("resume-part");
   const TrainResult full = run_serial(small_run(full_dir.string()));
   const TrainConfig first = small_run(part_dir.string(), {{"train", {{"steps", 6}}}});
-  // Interrupted after step 3: the checkpoint-3 of a 6-step run, then resumed.
+  // Killed during step 6 of a 6-step run: checkpoint-3 on disk, metrics.jsonl holding steps 1–5
+  // (here with losses no run produced, so only a resume that trims them and logs its own steps
+  // can reproduce the uninterrupted run's file), then resumed.
   std::filesystem::remove_all(part_dir);
   run_serial(small_run(part_dir.string()));
   std::filesystem::remove_all(part_dir / "checkpoint-6");
+  {
+    std::vector<nlohmann::json> records;
+    std::ifstream in(part_dir / "metrics.jsonl");
+    for (std::string line; std::getline(in, line);) records.push_back(nlohmann::json::parse(line));
+    in.close();
+    std::ofstream out(part_dir / "metrics.jsonl", std::ios::trunc);
+    for (nlohmann::json& r : records) {
+      if (r.at("step").get<int64_t>() > 5) continue;
+      if (r.at("step").get<int64_t>() > 3) r["loss"] = 999.0;
+      out << r.dump() << "\n";
+    }
+  }
+  REQUIRE(test::logged_losses(part_dir).size() == 5);
   const TrainResult resumed = run_serial(first, part_dir / "checkpoint-3");
   REQUIRE(resumed.first_step == 3);
+  REQUIRE(resumed.losses.size() == 3);
   for (size_t i = 0; i < 3; ++i) CHECK(resumed.losses[i] == full.losses[3 + i]);
   CHECK(test::logged_losses(part_dir) == test::logged_losses(full_dir));
 
@@ -224,7 +240,8 @@ TEST_CASE("a SIGKILL while a checkpoint is written leaves the previous one loada
   VitMae<Cpu> model(c.model, false);
   const RunCheckpoint good = load_run_checkpoint(dir, c.model, model.table());
   REQUIRE(good.step() == 2);
-  for (int delay_us : {0, 300, 1000, 3000}) {
+  int64_t newest = 0;  // the newest step a killed child had saved: it must have written some
+  for (int delay_us : {0, 300, 1000, 3000, 20000}) {
     const pid_t child = ::fork();
     if (child == 0) {  // save checkpoints of step 100+ as fast as possible until killed
       for (int64_t step = 100;; ++step)
@@ -237,7 +254,10 @@ TEST_CASE("a SIGKILL while a checkpoint is written leaves the previous one loada
     const RunCheckpoint after = load_run_checkpoint(dir, c.model, model.table());
     CHECK(after.state.params == good.state.params);
     CHECK(after.state.exp_avg_sq == good.state.exp_avg_sq);
+    newest = std::max(newest, after.step());
   }
+  INFO("newest checkpoint a killed child completed: step " << newest);
+  CHECK(newest >= 100);  // the kills landed while the child was saving, not before it began
 }
 
 TEST_CASE("a checkpoint holding non-finite values is refused on resume") {

@@ -2,26 +2,14 @@
 // that `sfm synth` wrote — reading the survey from a local path, from nginx on loopback (HTTP range
 // requests) and from moto_server (S3, SigV4-signed): the same crops, so the same losses, bit for
 // bit, from every store.
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "cli_run.hpp"
 #include "sfm_test.hpp"
+#include "train/train_test_util.hpp"
 
 using nlohmann::json;
 namespace fs = std::filesystem;
-
-namespace {
-
-// The losses metrics.jsonl holds, in order.
-std::vector<double> logged_losses(const fs::path& run) {
-  std::vector<double> losses;
-  std::ifstream in(run / "metrics.jsonl");
-  for (std::string line; std::getline(in, line);) losses.push_back(json::parse(line).at("loss").get<double>());
-  return losses;
-}
-
-}  // namespace
 
 TEST_CASE("sfm train under mpiexec -n 2 reads the survey from a path, nginx and S3 with identical losses", "[cli][http][s3]") {
 #ifndef SFM_MPIEXEC
@@ -58,7 +46,7 @@ TEST_CASE("sfm train under mpiexec -n 2 reads the survey from a path, nginx and 
     INFO(name << ": " << url << "\n" << sfm::test::read_text(work / "train.err"));
     REQUIRE(status == 0);
     CHECK(fs::exists(run / "checkpoint-3" / "model.safetensors"));
-    const std::vector<double> losses = logged_losses(run);
+    const std::vector<double> losses = sfm::test::logged_losses(run);
     REQUIRE(losses.size() == 3);
     if (reference.empty()) reference = losses;
     else CHECK(losses == reference);  // the same crops from every store: the same bits

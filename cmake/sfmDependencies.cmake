@@ -35,6 +35,13 @@ sfm_find_c_library(zlib zlib.h z)
 sfm_find_c_library(png png.h png)
 sfm_find_c_library(nccl nccl.h nccl)
 sfm_find_c_library(cudnn cudnn.h cudnn)
+# oneDNN's sgemm for the CPU backend's fp32 GEMMs (kernels/cpu/gemm.hpp); SFM_WITH_ONEDNN=OFF keeps
+# Eigen's (the sanitizer build does: libdnnl runs on GNU OpenMP, clang's code on LLVM's).
+if(NOT SFM_WITH_ONEDNN STREQUAL "OFF")
+  sfm_find_c_library(onednn dnnl.h dnnl)
+else()
+  set(SFM_HAVE_onednn OFF)
+endif()
 
 find_package(CURL QUIET)
 set(SFM_HAVE_curl ${CURL_FOUND})

@@ -10,6 +10,7 @@ apt_packages=(
   build-essential cmake pkg-config git
   libeigen3-dev catch2 nlohmann-json3-dev
   libblosc-dev libzstd-dev zlib1g-dev liblz4-dev libcurl4-openssl-dev libssl-dev libpng-dev
+  libdnnl-dev
   openmpi-bin libopenmpi-dev
   python3-torch python3-numpy python3-venv libopenblas0-pthread
   nginx-light

@@ -17,7 +17,7 @@ fi
 flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 mkdir -p "$build"
 cmake -S . -B "$build" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" -DSFM_WITH_CUDA=OFF -DSFM_BUILD_EXAMPLES=OFF \
+  -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" -DSFM_WITH_CUDA=OFF -DSFM_WITH_ONEDNN=OFF -DSFM_BUILD_EXAMPLES=OFF \
   -DSFM_BUILD_BENCHMARKS=OFF -DSFM_SANITIZE_TEST=OFF "-DSFM_TEST_AREAS=core;kernels;mae;optim;infer;data;io" > "$build/configure.log"
 cmake --build "$build" -j"$(nproc)"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1

@@ -1,37 +1,29 @@
-// Linear layer kernels (CPU): out = in · Wᵀ + b, and its backward, on Eigen's GEMM.
-// Results do not depend on buffer alignment or thread count: Eigen's GEMM keeps the reduction
-// order of each output element fixed, and the bias reduction is written out.
+// Linear layer kernels (CPU): out = in · Wᵀ + b, and its backward, on the backend's GEMM
+// (kernels/cpu/gemm.hpp: oneDNN for fp32 where built with it, else Eigen). Results do not depend
+// on buffer alignment or thread count: the GEMM keeps the reduction order of each output element
+// fixed, and the bias reduction is written out.
 //
 // Shapes: in [rows, in_dim], weight [out_dim, in_dim] (PyTorch's nn.Linear layout), bias [out_dim],
 // out [rows, out_dim]; all row-major and contiguous.
 #pragma once
 
-#include <Eigen/Core>
 #include <cstdint>
+#include <type_traits>
 
 #include "sfm/kernels/cpu/backend.hpp"
+#include "sfm/kernels/cpu/gemm.hpp"
 
 namespace sfm {
-
-namespace cpu_detail {
-template <class T>
-using RowMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <class T>
-using MatMap = Eigen::Map<RowMajor<T>>;
-template <class T>
-using ConstMatMap = Eigen::Map<const RowMajor<T>>;
-template <class T>
-using ConstRowMap = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-}  // namespace cpu_detail
 
 // out = in · weightᵀ + bias (bias may be null).
 template <class T>
 void linear_forward(Cpu, T* out, const T* in, const T* weight, const T* bias, int64_t rows,
                     int64_t in_dim, int64_t out_dim) {
-  using namespace cpu_detail;
-  MatMap<T> y(out, rows, out_dim);
-  y.noalias() = ConstMatMap<T>(in, rows, in_dim) * ConstMatMap<T>(weight, out_dim, in_dim).transpose();
-  if (bias) y.rowwise() += ConstRowMap<T>(bias, out_dim);
+  gemm(Cpu{}, {Transpose::no, Transpose::yes, rows, out_dim, in_dim, in_dim, in_dim, out_dim}, in, weight, false, out);
+  if (!bias) return;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < out_dim; ++j) out[r * out_dim + j] += bias[j];
 }
 
 // Backward of linear_forward given d_out:
@@ -42,10 +34,12 @@ void linear_forward(Cpu, T* out, const T* in, const T* weight, const T* bias, in
 template <class T, class G>
 void linear_backward(Cpu, T* d_in, G* d_weight, G* d_bias, const T* d_out, const T* in, const T* weight,
                      int64_t rows, int64_t in_dim, int64_t out_dim) {
-  using namespace cpu_detail;
-  ConstMatMap<T> dy(d_out, rows, out_dim);
-  if (d_in) MatMap<T>(d_in, rows, in_dim).noalias() = dy * ConstMatMap<T>(weight, out_dim, in_dim);
-  MatMap<T>(d_weight, out_dim, in_dim).noalias() += dy.transpose() * ConstMatMap<T>(in, rows, in_dim);
+  static_assert(std::is_same_v<T, G>, "linear_backward: bf16 storage has its own overload (bf16_storage.hpp)");
+  if (d_in)
+    gemm(Cpu{}, {Transpose::no, Transpose::no, rows, in_dim, out_dim, out_dim, in_dim, in_dim}, d_out, weight, false,
+         d_in);
+  gemm(Cpu{}, {Transpose::yes, Transpose::no, out_dim, in_dim, rows, out_dim, in_dim, in_dim}, d_out, in, true,
+       d_weight);
   if (!d_bias) return;
   // Column sums in a fixed order (Eigen's vectorised reductions group terms by pointer alignment,
   // which would make results depend on where the buffers happen to be allocated).

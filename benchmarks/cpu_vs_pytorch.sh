@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
-# CPU training-step throughput: sfm's CPU backend and the PyTorch reference, same config, batch and
-# thread count, run back to back on this machine. Prints both JSON lines and a summary line with
-# the ratio sfm / PyTorch in samples/s.
-#   benchmarks/cpu_vs_pytorch.sh [CONFIG=small] [BATCH=8] [THREADS=nproc] [STEPS=5]
+# CPU training-step throughput: sfm's CPU backend against the PyTorch a user would install today
+# (PyPI's torch: MKL GEMMs, oneDNN, SDPA), eager and torch.compile, on the shared peer model
+# (../shared/baselines/mae3d_ref.py; SFM_PEER=path for another copy), same config, batch and thread
+# count, in alternating rounds. Prints one JSON line per run and a summary line per config
+# with the medians, the ratios sfm / eager and sfm / compiled, and the peak resident memory of each.
+#
+#   benchmarks/cpu_vs_pytorch.sh [--rounds 3] [--threads N] [--steps 5] [CONFIG:BATCH ...]
+#   (default small:8 tiny:8 base:2)
+#
+# PyTorch from PyPI (≈5 GB with its CUDA wheels) is installed on first use into .venv-torch, a venv
+# of its own (not the project's .venv, and never Debian's torch 1.13, which stays for the numerics
+# reference); SFM_TORCH_PYTHON=/path/to/python uses another. Needs build/bin/bench_train_step
+# (cmake --build build --target bench_train_step). Not run in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-config=${1:-small} batch=${2:-8} threads=${3:-$(nproc)} steps=${4:-5}
-sfm_json=$(OMP_NUM_THREADS=$threads ./build/bin/bench_train_step --config "$config" --batch "$batch" \
-  --steps "$steps" --threads "$threads")
-torch_json=$(/usr/bin/python3 tests/reference/mae_reference.py bench --model "$config" --batch "$batch" \
-  --steps "$steps" --threads "$threads")
-echo "$sfm_json"
-echo "$torch_json"
-/usr/bin/python3 -c '
-import json, sys
-s, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-print(json.dumps({"config": s["model"], "batch": s["batch"], "threads": s["threads"],
-                  "sfm_samples_per_s": s["samples_per_s"], "pytorch_samples_per_s": t["samples_per_s"],
-                  "ratio_sfm_over_pytorch": s["samples_per_s"] / t["samples_per_s"]}))' "$sfm_json" "$torch_json"
+torch_python=${SFM_TORCH_PYTHON:-.venv-torch/bin/python}
+if [ -z "${SFM_TORCH_PYTHON:-}" ] && ! .venv-torch/bin/python -c 'import torch' 2>/dev/null; then
+  echo "installing PyTorch from PyPI into .venv-torch (once, ≈5 GB)" >&2
+  python3 -m venv .venv-torch
+  .venv-torch/bin/pip install --quiet torch numpy
+fi
+[ -x build/bin/bench_train_step ] || { echo "build/bin/bench_train_step not found: cmake --build build --target bench_train_step" >&2; exit 2; }
+exec /usr/bin/python3 benchmarks/cpu_vs_pytorch.py --torch-python "$torch_python" "$@"

@@ -86,7 +86,8 @@ void check_case(const Case& c) {
     REQUIRE(mask.len_keep == result.at("len_keep").get<int64_t>());
     const double loss = model.forward(volume.data(), mask);
     const double ref_loss = result.at("loss").get<double>();
-    INFO("sfm loss " << loss << ", reference " << ref_loss << ", fp64 reference " << result.at("loss64").get<double>());
+    INFO("sfm loss " << loss << ", reference " << ref_loss << ", fp64 reference " << result.at("loss64").get<double>()
+                     << " (relative deviation " << std::abs(loss - ref_loss) / std::abs(ref_loss) << ")");
     CHECK(std::abs(loss - ref_loss) <= 1e-5 * std::abs(ref_loss));
 
     model.zero_grad();
@@ -136,7 +137,9 @@ void check_case(const Case& c) {
       model.backward();
       const double norm = std::sqrt(sfm::squared_norm(model.grads()));
       INFO("step " << step << ": loss " << loss << " vs " << losses[size_t(step)] << ", grad norm " << norm << " vs "
-                   << grad_norms[size_t(step)]);
+                   << grad_norms[size_t(step)] << " (relative deviations "
+                   << std::abs(loss - losses[size_t(step)]) / std::abs(losses[size_t(step)]) << ", "
+                   << std::abs(norm - grad_norms[size_t(step)]) / grad_norms[size_t(step)] << ")");
       CHECK(std::abs(loss - losses[size_t(step)]) <= 1e-4 * std::abs(losses[size_t(step)]));
       CHECK(std::abs(norm - grad_norms[size_t(step)]) <= 1e-3 * grad_norms[size_t(step)]);
       optimizer.step(model.params(), model.grads(), schedule.at(step), sfm::clip_coefficient(norm, clip));

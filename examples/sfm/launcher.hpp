@@ -4,6 +4,7 @@
 #pragma once
 
 #include <omp.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -22,12 +23,27 @@ inline int launcher_env_int(std::initializer_list<const char*> names) {
 inline int launcher_rank() { return launcher_env_int({"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"}); }
 inline int launcher_size() { return launcher_env_int({"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"}); }
 
-// One OpenMP thread per core among the node's ranks, unless OMP_NUM_THREADS says otherwise.
-inline void share_cores() {
-  if (std::getenv("OMP_NUM_THREADS")) return;
+// The OpenMP team of one of `local_ranks` ranks on a node of `node_cores` cores whose affinity mask
+// holds `mask_cores` of them: its share of the node, and never more than the mask allows. A launcher
+// that binds (mpirun's default --bind-to core for two ranks, srun --cpu-bind, --cpus-per-task)
+// narrows the mask to the rank's own cores; an unbound rank sees the whole node and takes an even
+// share; a rank bound to a socket shared with others gets its share of the node, at most the socket.
+inline int omp_team_size(int mask_cores, int node_cores, int local_ranks) {
+  return std::max(1, std::min(mask_cores, node_cores / std::max(1, local_ranks)));
+}
+
+// Sets the OpenMP team of a rank started by a launcher, unless OMP_NUM_THREADS says otherwise, and
+// returns the team size.
+inline int share_cores() {
+  if (std::getenv("OMP_NUM_THREADS")) return omp_get_max_threads();
   const int local =
       std::max(1, launcher_env_int({"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"}));
-  omp_set_num_threads(std::max(1, int(std::thread::hardware_concurrency()) / local));
+  const int node_cores = std::max(1, int(std::thread::hardware_concurrency()));
+  cpu_set_t mask;
+  const int mask_cores = sched_getaffinity(0, sizeof(mask), &mask) == 0 ? CPU_COUNT(&mask) : node_cores;
+  const int team = omp_team_size(mask_cores, node_cores, local);
+  omp_set_num_threads(team);
+  return team;
 }
 
 }  // namespace sfm::cli

@@ -41,6 +41,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <omp.h>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -199,7 +200,8 @@ class Trainer {
                                  " attention)"
                            : std::string()) +
                 ", ZeRO-" + std::to_string(Stage::value) + ", " + std::string(precision_name(Prec::kind)) + ", steps " +
-                std::to_string(start) + " → " + std::to_string(c_.steps) + ", output " + out.string());
+                std::to_string(start) + " → " + std::to_string(c_.steps) + ", " + std::to_string(omp_get_max_threads()) +
+                " compute and " + std::to_string(c_.threads) + " data threads per rank, output " + out.string());
     }
     const int64_t per_rank = mesh_.local_batch(c_.batch);
     PrefetchLoader loader(sampler, LoaderPlan{start, c_.steps, per_rank, c_.micro_batch, mesh_.first_sample(c_.batch)},

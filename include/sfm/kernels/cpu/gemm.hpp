@@ -3,11 +3,13 @@
 //
 // fp32 runs on oneDNN's sgemm when sfm is built with it (SFM_HAVE_ONEDNN, found by CMake; Debian's
 // libdnnl-dev): on sfm's linear shapes it is 1.3–1.4× Eigen's GEMM on two AVX-512 cores
-// (docs/cpu.md). double, and builds without oneDNN, use Eigen. Both keep the reduction order of
-// each output element fixed by the shape alone, so results depend neither on buffer alignment nor
-// on the OpenMP thread count (tests/kernels/test_cpu_gemm.cpp checks both, against a double
-// reference). Both run on the OpenMP pool; called inside a parallel region they run on the caller's
-// thread.
+// (docs/cpu.md). double, and builds without oneDNN, use Eigen. Both fix the reduction order of each
+// output element by the shape, so results do not depend on buffer alignment; oneDNN's do not
+// depend on the OpenMP thread count either, while Eigen sizes its blocks by it
+// (tests/kernels/test_cpu_gemm.cpp checks this, and both against a double loop). Both run on the
+// OpenMP pool. Call it outside parallel regions: inside one, oneDNN's sgemm is 5–10× slower than
+// Eigen's on small products (measured on attention's per-head tiles), so attention_blocks.hpp keeps
+// Eigen's products there.
 #pragma once
 
 #include <Eigen/Core>

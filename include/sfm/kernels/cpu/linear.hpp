@@ -1,7 +1,7 @@
 // Linear layer kernels (CPU): out = in · Wᵀ + b, and its backward, on the backend's GEMM
 // (kernels/cpu/gemm.hpp: oneDNN for fp32 where built with it, else Eigen). Results do not depend
-// on buffer alignment or thread count: the GEMM keeps the reduction order of each output element
-// fixed, and the bias reduction is written out.
+// on buffer alignment (nor, on oneDNN, on the thread count): the GEMM keeps the reduction order of
+// each output element fixed, and the bias reduction is written out.
 //
 // Shapes: in [rows, in_dim], weight [out_dim, in_dim] (PyTorch's nn.Linear layout), bias [out_dim],
 // out [rows, out_dim]; all row-major and contiguous.

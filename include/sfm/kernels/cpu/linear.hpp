@@ -1,15 +1,17 @@
 // Linear layer kernels (CPU): out = in · Wᵀ + b, and its backward, on Eigen's GEMM.
 // Results do not depend on buffer alignment or thread count: Eigen's GEMM keeps the reduction
-// order of each output element fixed, and the bias reduction is written out.
+// order of each output element fixed, and the bias reduction is column_sums.hpp's fixed-order sum.
 //
 // Shapes: in [rows, in_dim], weight [out_dim, in_dim] (PyTorch's nn.Linear layout), bias [out_dim],
 // out [rows, out_dim]; all row-major and contiguous.
 #pragma once
 
 #include <Eigen/Core>
+#include <array>
 #include <cstdint>
 
 #include "sfm/kernels/cpu/backend.hpp"
+#include "sfm/kernels/cpu/column_sums.hpp"
 
 namespace sfm {
 
@@ -47,14 +49,9 @@ void linear_backward(Cpu, T* d_in, G* d_weight, G* d_bias, const T* d_out, const
   if (d_in) MatMap<T>(d_in, rows, in_dim).noalias() = dy * ConstMatMap<T>(weight, out_dim, in_dim);
   MatMap<T>(d_weight, out_dim, in_dim).noalias() += dy.transpose() * ConstMatMap<T>(in, rows, in_dim);
   if (!d_bias) return;
-  // Column sums in a fixed order (Eigen's vectorised reductions group terms by pointer alignment,
-  // which would make results depend on where the buffers happen to be allocated).
-#pragma omp parallel for schedule(static)
-  for (int64_t j = 0; j < out_dim; ++j) {
-    double sum = 0;
-    for (int64_t r = 0; r < rows; ++r) sum += d_out[r * out_dim + j];
-    d_bias[j] += G(sum);
-  }
+  // Column sums in double, rows in order (column_sums.hpp: not Eigen's alignment-dependent colwise sum).
+  add_column_sums(
+      rows, out_dim, [&](int64_t r, int64_t j) { return std::array{double(d_out[r * out_dim + j])}; }, d_bias);
 }
 
 }  // namespace sfm

@@ -1,5 +1,8 @@
 // attention_forward/backward (CPU) against a naive softmax attention in double, on the packed qkv
-// layout the model uses, with uneven lengths, several query tiles, and finite differences.
+// layout the model uses, with uneven lengths, several query tiles, and finite differences; and the
+// same bits on any number of threads.
+#include <omp.h>
+
 #include <cmath>
 
 #include "kernel_test_util.hpp"
@@ -121,4 +124,34 @@ TEST_CASE("attention_backward matches central finite differences of the forward"
     CHECK(std::abs(dk[i] - sfm::test::numeric_derivative(k, i, forward)) <= 1e-7);
     CHECK(std::abs(dv[i] - sfm::test::numeric_derivative(v, i, forward)) <= 1e-7);
   }
+}
+
+TEST_CASE("attention forward and backward are bitwise the same on 1, 2 and 3 threads") {
+  // fp32 (the model's type), three query tiles with a short last one (128 + 128 + 44 rows), and a
+  // padded block, so each thread reuses its score tiles across pairs and tiles of different sizes.
+  const AttentionShape s{2, 3, 300, 300, 16};
+  const size_t n = size_t(s.batch * s.heads * s.q_len * s.head_dim);
+  auto floats = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+  auto q = floats(sfm::test::random_values(n, 11)), k = floats(sfm::test::random_values(n, 12)),
+       v = floats(sfm::test::random_values(n, 13)), d_out = floats(sfm::test::random_values(n, 14));
+  auto view = [&](std::vector<float>& x) {
+    return HeadsView<float>{x.data(), s.heads * s.q_len * s.head_dim, s.q_len * s.head_dim, s.head_dim};
+  };
+  auto run = [&](int threads) {
+    omp_set_num_threads(threads);
+    std::vector<float> out(n), lse(size_t(s.batch * s.heads * s.q_len)), dq(n), dk(n), dv(n), block_out(n),
+        block_lse(lse.size());
+    const AttentionInputs<float> in{view(q), view(k), view(v), s, 0.25f};
+    sfm::attention_forward(sfm::Cpu{}, AttentionOutputs<float>{view(out), lse.data()}, in);
+    sfm::attention_backward(sfm::Cpu{}, AttentionGrads<float>{view(dq), view(dk), view(dv)}, view(d_out),
+                            SavedAttention<float>{view(out), lse.data()}, in);
+    sfm::attention_forward_block(sfm::Cpu{}, AttentionOutputs<float>{view(block_out), block_lse.data()}, in,
+                                 sfm::ValidRows{257, 190});
+    return std::vector<std::vector<float>>{out, lse, dq, dk, dv, block_out, block_lse};
+  };
+  const int threads = omp_get_max_threads();
+  const auto one = run(1);
+  CHECK(run(2) == one);
+  CHECK(run(3) == one);
+  omp_set_num_threads(threads);
 }

@@ -1,8 +1,12 @@
 // The CPU kernels other than attention, each against an independent reference: finite differences
 // in double for every backward, explicit index formulas for the layout kernels, and a scalar
-// re-derivation of PyTorch's AdamW update.
+// re-derivation of PyTorch's AdamW update; the parameter gradients' column sums bit for bit against
+// the documented summation order.
+#include <omp.h>
+
 #include <cmath>
 #include <numeric>
+#include <string>
 
 #include "kernel_test_util.hpp"
 #include "sfm/kernels/cpu/kernels.hpp"
@@ -55,6 +59,93 @@ TEST_CASE("layernorm forward normalises rows; backward matches finite difference
     CHECK(std::abs(dgamma[i] - numeric_derivative(gamma, i, loss)) <= 1e-7);
     CHECK(std::abs(dbeta[i] - numeric_derivative(beta, i, loss)) <= 1e-7);
   }
+}
+
+namespace {
+
+double as_double(double x) { return x; }
+double as_double(float x) { return x; }
+double as_double(sfm::bf16 x) { return sfm::to_float(x); }
+
+// The bias gradient of linear_backward and dγ, dβ of layernorm_backward for activations T and
+// gradients G, with every buffer starting `offset` elements past its allocation, against the
+// documented order (kernels/cpu/column_sums.hpp): per column, the rows' terms rounded to double and
+// summed for r = 0, 1, …, rows − 1, converted to G once and added to the gradient (which starts at
+// 0.5 here: the kernels accumulate). The terms are stored before they are summed so that the
+// compiler cannot contract the reference's products into FMAs (the kernel may not either).
+template <class T, class G>
+void check_column_sums(int64_t rows, int64_t cols, size_t offset) {
+  INFO(std::string(sizeof(T) == 2 ? "bf16" : sizeof(T) == 4 ? "fp32" : "double")
+       << " rows " << rows << " cols " << cols << " offset " << offset << " threads " << omp_get_max_threads());
+  // Values (+ shift) times 2^e, e spread over `binades`.
+  auto values = [&](size_t n, uint64_t stream, double shift, int binades = 1) {
+    const auto v = random_values(n, stream);
+    std::vector<T> out(offset + n);
+    for (size_t i = 0; i < n; ++i)
+      out[offset + i] = sfm::cpu_detail::narrow<T>(std::ldexp(v[i] + shift, int(i * 7919 % size_t(binades))));
+    return out;
+  };
+  const int64_t n = rows * cols, in_dim = 2;
+  std::vector<T> dy = values(size_t(n), 21, 0.0, 20), x = values(size_t(n), 22, 3.0);
+  const std::vector<T> gamma = values(size_t(cols), 23, 1.0), beta = values(size_t(cols), 24, 0.0),
+                       lin_in = values(size_t(rows * in_dim), 25, 0.0), lin_w = values(size_t(cols * in_dim), 26, 0.0);
+  // Rows 0 and 1 cancel exactly (equal x, opposite d_out 2^60 times the others), but only when they
+  // are summed first: in any other order the other rows' terms are partly absorbed into 2^60, so a
+  // changed order shows even after the rounding to fp32 or bf16.
+  if (rows >= 2)
+    for (int64_t j = 0; j < cols; ++j) {
+      T* row0 = dy.data() + offset;
+      row0[j] = sfm::cpu_detail::narrow<T>(std::ldexp(as_double(row0[j]), 60));
+      row0[cols + j] = sfm::cpu_detail::narrow<T>(-as_double(row0[j]));
+      x[offset + size_t(cols + j)] = x[offset + size_t(j)];
+    }
+  auto at = [&](const std::vector<T>& v) { return v.data() + offset; };
+
+  std::vector<G> d_w(offset + size_t(cols * in_dim)), d_bias(offset + size_t(cols), G(0.5));
+  sfm::linear_backward(Cpu{}, static_cast<T*>(nullptr), d_w.data() + offset, d_bias.data() + offset, at(dy), at(lin_in),
+                       at(lin_w), rows, in_dim, cols);
+
+  std::vector<T> y(offset + size_t(n)), d_x(offset + size_t(n));
+  std::vector<sfm::Accum<T>> mean(static_cast<size_t>(rows)), rstd(static_cast<size_t>(rows));
+  std::vector<G> d_gamma(offset + size_t(cols), G(0.5)), d_beta(offset + size_t(cols), G(0.5));
+  sfm::layernorm_forward(Cpu{}, y.data() + offset, mean.data(), rstd.data(), at(x), at(gamma), at(beta), rows, cols,
+                         1e-6);
+  sfm::layernorm_backward(Cpu{}, d_x.data() + offset, d_gamma.data() + offset, d_beta.data() + offset, at(dy), at(x),
+                          mean.data(), rstd.data(), at(gamma), rows, cols);
+
+  std::vector<double> dy_xhat(static_cast<size_t>(n));  // dy·xhat in double, as layernorm_backward forms it
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j)
+      dy_xhat[size_t(r * cols + j)] =
+          as_double(at(dy)[r * cols + j]) * (as_double(at(x)[r * cols + j]) - mean[size_t(r)]) * rstd[size_t(r)];
+  std::vector<G> want_bias(static_cast<size_t>(cols)), want_gamma(static_cast<size_t>(cols));
+  for (int64_t j = 0; j < cols; ++j) {
+    double sum = 0, sum_xhat = 0;
+    for (int64_t r = 0; r < rows; ++r) sum += as_double(at(dy)[r * cols + j]);
+    for (int64_t r = 0; r < rows; ++r) sum_xhat += dy_xhat[size_t(r * cols + j)];
+    want_bias[size_t(j)] = G(0.5) + G(sum);
+    want_gamma[size_t(j)] = G(0.5) + G(sum_xhat);
+  }
+  CHECK(std::vector<G>(d_bias.begin() + long(offset), d_bias.end()) == want_bias);
+  CHECK(std::vector<G>(d_beta.begin() + long(offset), d_beta.end()) == want_bias);  // dβ = Σ dy as well
+  CHECK(std::vector<G>(d_gamma.begin() + long(offset), d_gamma.end()) == want_gamma);
+}
+
+}  // namespace
+
+TEST_CASE("bias, LayerNorm γ and β gradients: the documented column sums bit for bit, any threads or alignment") {
+  const int threads = omp_get_max_threads();
+  for (const int t : {1, 2, 3}) {  // 3: column ranges that split unevenly
+    omp_set_num_threads(t);
+    for (const int64_t rows : {1, 7, 1031})
+      for (const int64_t cols : {1, 3, 130, 769})
+        for (const size_t offset : {0, 1}) {
+          check_column_sums<float, float>(rows, cols, offset);
+          check_column_sums<sfm::bf16, float>(rows, cols, offset);
+          check_column_sums<double, double>(rows, cols, offset);  // double sums: an FMA would show
+        }
+  }
+  omp_set_num_threads(threads);
 }
 
 TEST_CASE("exact GELU forward and backward") {

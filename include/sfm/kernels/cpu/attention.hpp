@@ -11,7 +11,7 @@
 #pragma once
 
 #include <cstdint>
-#include <vector>
+#include <memory>
 
 #include "sfm/kernels/attention_args.hpp"
 #include "sfm/kernels/cpu/attention_blocks.hpp"
@@ -31,12 +31,13 @@ void attention_forward(Cpu, AttentionOutputs<T> o, const AttentionInputs<T>& in)
 template <class T>
 void attention_backward(Cpu, AttentionGrads<T> g, InHeads<T> d_out, SavedAttention<T> fwd, const AttentionInputs<T>& in) {
   const AttentionShape& s = in.shape;
-  std::vector<Accum<T>> delta(size_t(s.batch * s.heads * s.q_len));
-  attention_backward_delta(Cpu{}, delta.data(), d_out, fwd.out, s, s.q_len);
+  // Left uninitialised: attention_backward_delta writes every row (all q_len queries are valid).
+  const auto delta = std::make_unique_for_overwrite<Accum<T>[]>(size_t(s.batch * s.heads * s.q_len));
+  attention_backward_delta(Cpu{}, delta.get(), d_out, fwd.out, s, s.q_len);
   zero_heads(Cpu{}, g.d_q, s.batch, s.heads, s.q_len, s.head_dim);
   zero_heads(Cpu{}, g.d_k, s.batch, s.heads, s.k_len, s.head_dim);
   zero_heads(Cpu{}, g.d_v, s.batch, s.heads, s.k_len, s.head_dim);
-  attention_backward_block(Cpu{}, g, d_out, fwd.lse, delta.data(), in, ValidRows{s.q_len, s.k_len});
+  attention_backward_block(Cpu{}, g, d_out, fwd.lse, delta.get(), in, ValidRows{s.q_len, s.k_len});
 }
 
 }  // namespace sfm

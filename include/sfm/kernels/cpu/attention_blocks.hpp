@@ -12,7 +12,7 @@
 // scale are Accum<T> (kernels/attention_args.hpp).
 //
 // Work is split over (batch, head) pairs on OpenMP threads and, inside a pair, over query tiles, so
-// the score matrix in memory is at most tile × keys.
+// the score matrix in memory is at most tile × keys (per thread, allocated once per call).
 #pragma once
 
 #include <Eigen/Core>
@@ -47,6 +47,15 @@ StridedMap<T> rows_of(HeadsView<T> v, int64_t b, int64_t h, int64_t first, int64
 }
 
 constexpr int64_t attention_query_tile = 128;
+
+// The score tiles are per-thread scratch, allocated once per call as a Tile with the rows of the
+// largest query tile and used through a TileMap of the rows each tile needs: no heap allocation (nor
+// mmap and page faults, at 128 × 513 floats) per (batch, head) pair or per tile. The map starts
+// where a Tile of exactly those rows would have its data, at the alignment Eigen gives a Tile, so
+// Eigen splits rows into packets at the same places and the results are bitwise the same.
+template <class T>
+using TileMap = Eigen::Map<Tile<T>>;
+inline int64_t largest_tile_rows(int64_t queries) { return std::min(attention_query_tile, queries); }
 }  // namespace cpu_detail
 
 // out, lse of the valid queries against the valid keys of this block (out = 0 and lse = −∞ where
@@ -59,31 +68,36 @@ void attention_forward_block(Cpu, AttentionOutputs<T> o, const AttentionInputs<T
   const AttentionShape& s = in.shape;
   const HeadsView<T> out = o.out;
   const T scale = T(in.scale);
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t b = 0; b < s.batch; ++b)
-    for (int64_t h = 0; h < s.heads; ++h) {
-      S* head_lse = o.lse + (b * s.heads + h) * s.q_len;
-      const int64_t computed = valid.keys > 0 ? valid.queries : 0;  // rows with a softmax to take
-      rows_of(out, b, h, computed, s.q_len - computed, s.head_dim).setZero();
-      std::fill(head_lse + computed, head_lse + s.q_len, empty_lse);
-      const auto K = rows_of(in.k, b, h, 0, valid.keys, s.head_dim);
-      const auto V = rows_of(in.v, b, h, 0, valid.keys, s.head_dim);
-      Tile<T> scores;
-      for (int64_t q0 = 0; q0 < computed; q0 += attention_query_tile) {
-        const int64_t rows = std::min(attention_query_tile, computed - q0);
-        // the scale folds into the GEMM
-        scores.noalias() = (scale * rows_of(in.q, b, h, q0, rows, s.head_dim)) * K.transpose();
-        for (int64_t i = 0; i < rows; ++i) {
-          auto row = scores.row(i);
-          const T max = row.maxCoeff();
-          row = (row.array() - max).exp();
-          const T sum = row.sum();
-          row /= sum;
-          head_lse[q0 + i] = max + std::log(sum);
+  const int64_t computed = valid.keys > 0 ? valid.queries : 0;  // rows with a softmax to take
+#pragma omp parallel
+  {
+    // This thread's score tile, allocated once and reused for every pair and tile (TileMap above).
+    Tile<T> scores_storage(largest_tile_rows(computed), valid.keys);
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t b = 0; b < s.batch; ++b)
+      for (int64_t h = 0; h < s.heads; ++h) {
+        S* head_lse = o.lse + (b * s.heads + h) * s.q_len;
+        rows_of(out, b, h, computed, s.q_len - computed, s.head_dim).setZero();
+        std::fill(head_lse + computed, head_lse + s.q_len, empty_lse);
+        const auto K = rows_of(in.k, b, h, 0, valid.keys, s.head_dim);
+        const auto V = rows_of(in.v, b, h, 0, valid.keys, s.head_dim);
+        for (int64_t q0 = 0; q0 < computed; q0 += attention_query_tile) {
+          const int64_t rows = std::min(attention_query_tile, computed - q0);
+          TileMap<T> scores(scores_storage.data(), rows, valid.keys);
+          // the scale folds into the GEMM
+          scores.noalias() = (scale * rows_of(in.q, b, h, q0, rows, s.head_dim)) * K.transpose();
+          for (int64_t i = 0; i < rows; ++i) {
+            auto row = scores.row(i);
+            const T max = row.maxCoeff();
+            row = (row.array() - max).exp();
+            const T sum = row.sum();
+            row /= sum;
+            head_lse[q0 + i] = max + std::log(sum);
+          }
+          rows_of(out, b, h, q0, rows, s.head_dim).noalias() = scores * V;
         }
-        rows_of(out, b, h, q0, rows, s.head_dim).noalias() = scores * V;
       }
-    }
+  }
 }
 
 // (out, lse) ← the exact merge of (out, lse) and (part, part_lse) (see the top of this file), for
@@ -141,30 +155,36 @@ void attention_backward_block(Cpu, AttentionGrads<T> g, InHeads<T> d_out, const 
   if (valid.queries == 0 || valid.keys == 0) return;
   const AttentionShape& s = in.shape;
   const T scale = T(in.scale);
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t b = 0; b < s.batch; ++b)
-    for (int64_t h = 0; h < s.heads; ++h) {
-      const auto K = rows_of(in.k, b, h, 0, valid.keys, s.head_dim);
-      const auto V = rows_of(in.v, b, h, 0, valid.keys, s.head_dim);
-      auto dK = rows_of(g.d_k, b, h, 0, valid.keys, s.head_dim);
-      auto dV = rows_of(g.d_v, b, h, 0, valid.keys, s.head_dim);
-      const Accum<T>* row_lse = lse + (b * s.heads + h) * s.q_len;
-      const Accum<T>* row_delta = delta + (b * s.heads + h) * s.q_len;
-      Tile<T> probs, d_scores;
-      for (int64_t q0 = 0; q0 < valid.queries; q0 += attention_query_tile) {
-        const int64_t rows = std::min(attention_query_tile, valid.queries - q0);
-        const auto Q = rows_of(in.q, b, h, q0, rows, s.head_dim);
-        const auto dO = rows_of(d_out, b, h, q0, rows, s.head_dim);
-        probs.noalias() = (scale * Q) * K.transpose();
-        for (int64_t i = 0; i < rows; ++i) probs.row(i) = (probs.row(i).array() - row_lse[q0 + i]).exp();
-        dV.noalias() += probs.transpose() * dO;
-        d_scores.noalias() = dO * V.transpose();
-        for (int64_t i = 0; i < rows; ++i)
-          d_scores.row(i) = probs.row(i).array() * (d_scores.row(i).array() - row_delta[q0 + i]);
-        rows_of(g.d_q, b, h, q0, rows, s.head_dim).noalias() += (scale * d_scores) * K;
-        dK.noalias() += (scale * d_scores.transpose()) * Q;
+#pragma omp parallel
+  {
+    // This thread's tiles, allocated once and reused for every pair and tile (TileMap above).
+    Tile<T> probs_storage(largest_tile_rows(valid.queries), valid.keys),
+        d_scores_storage(largest_tile_rows(valid.queries), valid.keys);
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t b = 0; b < s.batch; ++b)
+      for (int64_t h = 0; h < s.heads; ++h) {
+        const auto K = rows_of(in.k, b, h, 0, valid.keys, s.head_dim);
+        const auto V = rows_of(in.v, b, h, 0, valid.keys, s.head_dim);
+        auto dK = rows_of(g.d_k, b, h, 0, valid.keys, s.head_dim);
+        auto dV = rows_of(g.d_v, b, h, 0, valid.keys, s.head_dim);
+        const Accum<T>* row_lse = lse + (b * s.heads + h) * s.q_len;
+        const Accum<T>* row_delta = delta + (b * s.heads + h) * s.q_len;
+        for (int64_t q0 = 0; q0 < valid.queries; q0 += attention_query_tile) {
+          const int64_t rows = std::min(attention_query_tile, valid.queries - q0);
+          TileMap<T> probs(probs_storage.data(), rows, valid.keys), d_scores(d_scores_storage.data(), rows, valid.keys);
+          const auto Q = rows_of(in.q, b, h, q0, rows, s.head_dim);
+          const auto dO = rows_of(d_out, b, h, q0, rows, s.head_dim);
+          probs.noalias() = (scale * Q) * K.transpose();
+          for (int64_t i = 0; i < rows; ++i) probs.row(i) = (probs.row(i).array() - row_lse[q0 + i]).exp();
+          dV.noalias() += probs.transpose() * dO;
+          d_scores.noalias() = dO * V.transpose();
+          for (int64_t i = 0; i < rows; ++i)
+            d_scores.row(i) = probs.row(i).array() * (d_scores.row(i).array() - row_delta[q0 + i]);
+          rows_of(g.d_q, b, h, q0, rows, s.head_dim).noalias() += (scale * d_scores) * K;
+          dK.noalias() += (scale * d_scores.transpose()) * Q;
+        }
       }
-    }
+  }
 }
 
 // dst[b, h, i, :] = src[b, h, i, :] for i < rows.

@@ -5,10 +5,12 @@
 // drift from PyTorch on long rows.
 #pragma once
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 
 #include "sfm/kernels/cpu/backend.hpp"
+#include "sfm/kernels/cpu/column_sums.hpp"
 #include "sfm/kernels/cpu/element.hpp"
 #include "sfm/kernels/element.hpp"
 
@@ -63,18 +65,14 @@ void layernorm_backward(Cpu, T* d_in, G* d_gamma, G* d_beta, const T* d_out, con
                         Accum<T>(rstd[r] * (double(wide(dy[i])) * wide(gamma[i]) - g_mean - xhat * gx_mean)));
     }
   }
-  // Parameter gradients: a column reduction, run over column blocks so the order per column is fixed.
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < dim; ++i) {
-    double dg = 0, db = 0;
-    for (int64_t r = 0; r < rows; ++r) {
-      const double dy = wide(d_out[r * dim + i]);
-      dg += dy * (double(wide(in[r * dim + i])) - mean[r]) * rstd[r];
-      db += dy;
-    }
-    d_gamma[i] += G(dg);
-    d_beta[i] += G(db);
-  }
+  // Parameter gradients: column sums in double, rows in order (column_sums.hpp), of dy·xhat and dy.
+  add_column_sums(
+      rows, dim,
+      [&](int64_t r, int64_t i) {
+        const double dy = wide(d_out[r * dim + i]);
+        return std::array{dy * (double(wide(in[r * dim + i])) - mean[r]) * rstd[r], dy};
+      },
+      d_gamma, d_beta);
 }
 
 }  // namespace sfm

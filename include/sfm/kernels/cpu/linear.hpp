@@ -1,16 +1,18 @@
 // Linear layer kernels (CPU): out = in · Wᵀ + b, and its backward, on the backend's GEMM
 // (kernels/cpu/gemm.hpp: oneDNN for fp32 where built with it, else Eigen). Results do not depend
 // on buffer alignment (nor, on oneDNN, on the thread count): the GEMM keeps the reduction order of
-// each output element fixed, and the bias reduction is written out.
+// each output element fixed, and the bias reduction is column_sums.hpp's fixed-order sum.
 //
 // Shapes: in [rows, in_dim], weight [out_dim, in_dim] (PyTorch's nn.Linear layout), bias [out_dim],
 // out [rows, out_dim]; all row-major and contiguous.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <type_traits>
 
 #include "sfm/kernels/cpu/backend.hpp"
+#include "sfm/kernels/cpu/column_sums.hpp"
 #include "sfm/kernels/cpu/gemm.hpp"
 
 namespace sfm {
@@ -41,14 +43,9 @@ void linear_backward(Cpu, T* d_in, G* d_weight, G* d_bias, const T* d_out, const
   gemm(Cpu{}, {Transpose::yes, Transpose::no, out_dim, in_dim, rows, out_dim, in_dim, in_dim}, d_out, in, true,
        d_weight);
   if (!d_bias) return;
-  // Column sums in a fixed order (Eigen's vectorised reductions group terms by pointer alignment,
-  // which would make results depend on where the buffers happen to be allocated).
-#pragma omp parallel for schedule(static)
-  for (int64_t j = 0; j < out_dim; ++j) {
-    double sum = 0;
-    for (int64_t r = 0; r < rows; ++r) sum += d_out[r * out_dim + j];
-    d_bias[j] += G(sum);
-  }
+  // Column sums in double, rows in order (column_sums.hpp: not Eigen's alignment-dependent colwise sum).
+  cpu_detail::add_column_sums(
+      rows, out_dim, [&](int64_t r, int64_t j) { return std::array{double(d_out[r * out_dim + j])}; }, d_bias);
 }
 
 }  // namespace sfm

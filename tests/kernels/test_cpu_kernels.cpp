@@ -93,6 +93,13 @@ TEST_CASE("fp32 GELU (vectorised erf) against a double reference; special values
   WARN("max error: forward " << forward_error << ", backward " << backward_error);
   CHECK(forward_error <= 1e-6);  // Eigen erf: ≈ 5 ulp of 1 near its clamp (x/√2 ≈ −3.94)
   CHECK(backward_error <= 3e-7);
+  // Per-element results: the same bits from a buffer shifted by one element (other alignment, other
+  // block boundaries).
+  std::vector<float> y_shifted(x.size() - 1), dx_shifted(x.size() - 1);
+  sfm::gelu_forward(Cpu{}, y_shifted.data(), x.data() + 1, n - 1);
+  sfm::gelu_backward(Cpu{}, dx_shifted.data(), ones.data(), x.data() + 1, n - 1);
+  CHECK(std::equal(y_shifted.begin(), y_shifted.end(), y.begin() + 1));
+  CHECK(std::equal(dx_shifted.begin(), dx_shifted.end(), dx.begin() + 1));
 
   // Special values: gelu and gelu' exactly (the fp32 rounding of the double reference; 0 at −inf,
   // x at +inf and at huge x, NaN through).

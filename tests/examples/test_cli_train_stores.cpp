@@ -2,13 +2,11 @@
 // that `sfm synth` wrote — reading the survey from a local path, from nginx on loopback (HTTP range
 // requests) and from moto_server (S3, SigV4-signed): the same crops, so the same losses, bit for
 // bit, from every store.
-#include <nlohmann/json.hpp>
 
 #include "cli_run.hpp"
 #include "sfm_test.hpp"
 #include "train/train_test_util.hpp"
 
-using nlohmann::json;
 namespace fs = std::filesystem;
 
 TEST_CASE("sfm train under mpiexec -n 2 reads the survey from a path, nginx and S3 with identical losses", "[cli][http][s3]") {
@@ -22,12 +20,8 @@ TEST_CASE("sfm train under mpiexec -n 2 reads the survey from a path, nginx and 
                               "32,32,32", "--seed", "5"}, work).status == 0);
   const sfm::test::Server nginx = sfm::test::start_nginx(data, work);
   const sfm::test::Server moto = sfm::test::start_moto(work);
-  sfm::test::run_program({SFM_VENV_PYTHON, sfm::test::servers_dir() + "/moto_setup.py", moto.url(), "setup", "sfm-train",
-                          "surveys", data.string(), (work / "credentials.json").string()},
-                         work / "moto_setup.log");
-  const json key = json::parse(sfm::test::read_text(work / "credentials.json"));
-  const std::string aws = "AWS_ACCESS_KEY_ID=" + key.at("access_key_id").get<std::string>() +
-                          " AWS_SECRET_ACCESS_KEY=" + key.at("secret_access_key").get<std::string>() +
+  const sfm::test::S3Key key = sfm::test::setup_moto_bucket(moto, "sfm-train", "surveys", data, work);
+  const std::string aws = "AWS_ACCESS_KEY_ID=" + key.access_key_id + " AWS_SECRET_ACCESS_KEY=" + key.secret_access_key +
                           " AWS_REGION=us-east-1 AWS_ENDPOINT_URL=" + moto.url();
 
   const std::vector<std::pair<std::string, std::string>> sources{

@@ -42,12 +42,9 @@ TEST_CASE("sfm zarr reads the same box from a path, file://, nginx and S3 (moto,
               .status == 0);
   const sfm::test::Server nginx = sfm::test::start_nginx(data, work);
   const sfm::test::Server moto = sfm::test::start_moto(work);
-  sfm::test::run_program({SFM_VENV_PYTHON, sfm::test::servers_dir() + "/moto_setup.py", moto.url(), "setup", "sfm-cli",
-                          "datasets", data.string(), (work / "credentials.json").string()},
-                         work / "moto_setup.log");
-  const json key = json::parse(sfm::test::read_text(work / "credentials.json"));
-  const std::vector<std::string> aws{"AWS_ACCESS_KEY_ID=" + key.at("access_key_id").get<std::string>(),
-                                     "AWS_SECRET_ACCESS_KEY=" + key.at("secret_access_key").get<std::string>(),
+  const sfm::test::S3Key key = sfm::test::setup_moto_bucket(moto, "sfm-cli", "datasets", data, work);
+  const std::vector<std::string> aws{"AWS_ACCESS_KEY_ID=" + key.access_key_id,
+                                     "AWS_SECRET_ACCESS_KEY=" + key.secret_access_key,
                                      "AWS_REGION=us-east-1", "AWS_ENDPOINT_URL=" + moto.url()};
 
   const std::vector<std::pair<std::string, std::vector<std::string>>> urls{

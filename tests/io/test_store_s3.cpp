@@ -4,7 +4,6 @@
 // PUTs read back through get_many; a wrong secret or unknown key is refused with S3's own error;
 // anonymous reads; the AWS_* environment.
 #include <cstdlib>
-#include <nlohmann/json.hpp>
 
 #include "servers/servers.hpp"
 #include "sfm/io/open_store.hpp"
@@ -155,12 +154,8 @@ Moto& moto() {
     data.set("c/0/0/1", pattern(2'500'000, 3));
     data.set("odd names/a b+c$d~e", pattern(77, 4));
     sfm::test::Server server = sfm::test::start_moto(work);
-    sfm::test::run_program({SFM_VENV_PYTHON, sfm::test::servers_dir() + "/moto_setup.py", server.url(), "setup",
-                            kBucket, "boto", (work / "data").string(), (work / "credentials.json").string()},
-                           work / "setup.log");
-    const auto key = nlohmann::json::parse(sfm::test::read_text(work / "credentials.json"));
-    return Moto{std::move(server), std::move(data),
-                {key.at("access_key_id").get<std::string>(), key.at("secret_access_key").get<std::string>(), ""}};
+    const sfm::test::S3Key key = sfm::test::setup_moto_bucket(server, kBucket, "boto", work / "data", work);
+    return Moto{std::move(server), std::move(data), {key.access_key_id, key.secret_access_key, ""}};
   }();
   return instance;
 }

@@ -26,6 +26,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "sfm/core/error.hpp"
 
 extern char** environ;
@@ -252,6 +254,22 @@ inline void run_program(const std::vector<std::string>& argv, const fs::path& lo
     std::this_thread::sleep_for(20ms);
   }
   if (!WIFEXITED(process.status()) || WEXITSTATUS(process.status()) != 0) fail(command, " failed:\n", read_text(log));
+}
+
+// The access key moto_setup.py created for a bucket.
+struct S3Key {
+  std::string access_key_id, secret_access_key;
+};
+
+// Creates `bucket` on a moto server, uploads the files under `dir` to bucket/prefix, and returns
+// the access key it made (moto_setup.py setup; its log and key file go to `work`).
+inline S3Key setup_moto_bucket(const Server& moto, const std::string& bucket, const std::string& prefix,
+                               const fs::path& dir, const fs::path& work) {
+  run_program({SFM_VENV_PYTHON, servers_dir() + "/moto_setup.py", moto.url(), "setup", bucket, prefix, dir.string(),
+               (work / "credentials.json").string()},
+              work / "moto_setup.log");
+  const auto key = nlohmann::json::parse(read_text(work / "credentials.json"));
+  return {key.at("access_key_id").get<std::string>(), key.at("secret_access_key").get<std::string>()};
 }
 
 }  // namespace sfm::test
